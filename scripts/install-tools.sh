@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs, idempotently, every outside tool the tests and benchmarks use.
+# Debian packages through apt; Go tools through the Go module proxy into
+# $ARBITER_TOOLS/bin (default ~/.cache/arbiter-tools/bin), so a fresh clone on a
+# machine that already built them reuses the binaries.
+set -euo pipefail
+
+TOOLS="${ARBITER_TOOLS:-$HOME/.cache/arbiter-tools}"
+BIN="$TOOLS/bin"
+mkdir -p "$BIN"
+export GOBIN="$BIN"
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+
+OPA_VERSION="v1.22.3"
+REGAL_MODULE="github.com/open-policy-agent/regal"
+REGAL_VERSION="latest"
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+apt_packages=()
+need_apt() { command -v "$1" >/dev/null 2>&1 || [ -x "$2" ] || apt_packages+=("$3"); }
+need_apt initdb /usr/lib/postgresql/15/bin/initdb postgresql
+need_apt docker-registry /usr/bin/docker-registry docker-registry
+need_apt skopeo /usr/bin/skopeo skopeo
+need_apt umoci /usr/bin/umoci umoci
+need_apt wrk /usr/bin/wrk wrk
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages ${apt_packages[*]}: run 'sudo apt-get install ${apt_packages[*]}'"
+    exit 1
+  fi
+  log "apt-get install ${apt_packages[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+go_tool() { # name module version: build once, rebuild when the version differs
+  local name=$1 module=$2 version=$3 stamp="$BIN/.$1.version"
+  if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then return 0; fi
+  log "go install $module@$version"
+  go install "$module@$version"
+  echo "$version" >"$stamp"
+}
+
+go_tool opa github.com/open-policy-agent/opa "$OPA_VERSION"
+go_tool regal "$REGAL_MODULE" "$REGAL_VERSION"
+
+log "tools ready in $BIN"
