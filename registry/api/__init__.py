@@ -1,0 +1,11 @@
+"""The management REST API under ``/api/v1``."""
+
+from fastapi import APIRouter
+
+from registry.api import identities, repositories
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(repositories.router)
+router.include_router(identities.router)
+
+__all__ = ["router"]

@@ -1,0 +1,65 @@
+"""Domain actions: what a protocol adapter translates a wire request into."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PUSH = "push"
+PULL = "pull"
+DELETE = "delete"
+TAG = "tag"
+PROMOTE = "promote"
+RETAIN = "retain"
+
+STAGE_REQUEST = "request"
+STAGE_CONTENT = "content"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The artifact an action is about; only ``repository`` is always known."""
+
+    repository: str
+    format: str = ""
+    name: str | None = None
+    version: str | None = None
+    file: str | None = None
+    digest: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        fields = {
+            "repository": self.repository,
+            "format": self.format,
+            "name": self.name,
+            "version": self.version,
+            "file": self.file,
+            "digest": self.digest,
+        }
+        return {key: value for key, value in fields.items() if value not in (None, "")}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One governed action.
+
+    ``artifact`` carries facts only the adapter knows (the size and digest of
+    staged bytes, tags it wants to set); the governance layer adds what the
+    database knows. ``details`` go into the audit event as they are.
+    """
+
+    verb: str
+    resource: Resource
+    stage: str = STAGE_REQUEST
+    artifact: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where an action came from, for the policy's ``context`` and the audit event."""
+
+    request_id: str = ""
+    client: str = ""
+    remote: str = ""

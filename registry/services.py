@@ -1,0 +1,63 @@
+"""The handles one instance runs on, built once from settings and injected.
+
+Backends are chosen here and nowhere else; routes only ask for the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit import AuditLog
+from policies import PolicyPoint
+from registry.auth import Authenticator
+from registry.blobs import BlobStore, FilesystemBlobStore
+from registry.config import Settings
+from registry.db import Database, upgrade
+from registry.governance import Governor
+from registry.governance.governor import Clock, utc_now
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    policy: PolicyPoint
+    audit: AuditLog
+    governor: Governor
+    authenticator: Authenticator
+
+    def close(self) -> None:
+        self.policy.close()
+        self.db.dispose()
+
+
+def default_policy_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "rego"
+
+
+def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
+    """Open the database (migrating it), the blob store and the policy engine."""
+    settings.data.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    upgrade(db.write_engine)
+    assert settings.blob_root is not None
+    blobs = FilesystemBlobStore(settings.blob_root)
+    policy = PolicyPoint(
+        kind=settings.policy_engine,
+        policy_dir=settings.policy_dir or default_policy_dir(),
+        opa_url=settings.opa_url,
+        timeout_ms=settings.policy_timeout_ms,
+    )
+    audit_log = AuditLog(clock=clock)
+    governor = Governor(db, policy, audit_log, clock)
+    return Services(
+        settings=settings,
+        db=db,
+        blobs=blobs,
+        policy=policy,
+        audit=audit_log,
+        governor=governor,
+        authenticator=Authenticator(db),
+    )
