@@ -1,0 +1,147 @@
+"""Run the registry under granian.
+
+granian was measured against uvicorn (DESIGN.md): it offers the ASGI
+``http.response.pathsend`` extension, so Starlette's ``FileResponse`` hands the
+file to the server to send without copying it through Python. The parent
+process prepares the database once (migrations, the first administrator); each
+worker then builds its own app through :func:`app_factory`, reading the
+parent's settings from an environment variable so every worker runs on exactly
+the settings the parent resolved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from granian.constants import HTTPModes, Interfaces
+from granian.log import LogLevels
+from granian.server import Server
+from granian.server.common import AbstractServer
+from prometheus_client import Counter
+from rich.console import Console
+from rich.panel import Panel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.bootstrap import ensure_admin
+from registry.config import Settings
+from registry.logging import configure
+from registry.services import build_services
+
+APP_TARGET = "registry.server:app_factory"
+SETTINGS_ENV = "ARBITER_SERVER_SETTINGS"
+PATHSEND = "http.response.pathsend"
+
+PATHSEND_RESPONSES = Counter(
+    "arbiter_http_pathsend_responses_total",
+    "File responses handed to the server to send zero-copy (ASGI pathsend)",
+)
+
+
+def serve(settings: Settings) -> None:
+    """Prepare the data directory, then serve until SIGINT or SIGTERM."""
+    configure(settings.log_level)
+    token = prepare(settings)
+    if token is not None:
+        show_admin_token(token)
+    os.environ[SETTINGS_ENV] = settings.model_dump_json(exclude={"bootstrap_token"})
+    granian_server(settings).serve()
+
+
+def prepare(settings: Settings) -> str | None:
+    """Migrate and bootstrap once, before any worker starts; the new admin token, if any."""
+    services = build_services(settings)
+    try:
+        return ensure_admin(services.governor, settings.bootstrap_token)
+    finally:
+        services.close()
+
+
+def show_admin_token(token: str) -> None:
+    text = (
+        f"[bold]{token}[/]\n\n"
+        "The user 'admin' was created with this token.\n"
+        "Save it now; it is not stored and will not be shown again."
+    )
+    Console().print(Panel(text, title="Arbiter administrator token", expand=False))
+
+
+def granian_server(settings: Settings) -> AbstractServer[Any]:
+    level = settings.log_level.lower()
+    return Server(
+        APP_TARGET,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.auto,
+        workers=settings.workers,
+        websockets=False,
+        log_level=LogLevels(level) if level in LogLevels.__members__ else LogLevels.info,
+        log_dictconfig=GRANIAN_LOGGING,
+    )
+
+
+def app_factory() -> ASGIApp:
+    """Build the app inside a granian worker from the settings the parent resolved."""
+    from registry.app import create_app
+
+    encoded = os.environ.get(SETTINGS_ENV)
+    settings = Settings.model_validate_json(encoded) if encoded else Settings()
+    configure(settings.log_level)
+    return PathsendCounter(create_app(settings))
+
+
+class PathsendCounter:
+    """Counts responses sent through ``pathsend``: proof, in ``/metrics``, of zero-copy files."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == PATHSEND:
+                PATHSEND_RESPONSES.inc()
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+class GranianJsonFormatter(logging.Formatter):
+    """granian's own log lines as JSON on stderr, like the registry's structlog lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "event": record.getMessage(),
+            "level": record.levelname.lower(),
+            "logger": "granian",
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+        }
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return json.dumps(event)
+
+
+GRANIAN_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": f"{__name__}.GranianJsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "loggers": {
+        "_granian": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "granian.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
