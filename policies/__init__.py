@@ -1,0 +1,59 @@
+"""The decision point: every action on an artifact is decided here, by Rego.
+
+Callers build an input document with :mod:`policies.inputs`, hold a
+:class:`PolicyPoint` (or any :class:`PolicyEngine` from :func:`load_engine`),
+and get a :class:`Decision` back. Engines fail closed: an engine error,
+timeout or unreachable OPA is a deny with reason ``policy engine unavailable``.
+"""
+
+from __future__ import annotations
+
+from policies.bundle import PolicyBundle, load_bundle
+from policies.decision import (
+    ENGINE_UNAVAILABLE,
+    INVALID_INPUT,
+    NO_DECISION,
+    Decision,
+    PolicyEngine,
+)
+from policies.diff import ImpactReport, RecordedDecision, diff_decisions, read_recorded
+from policies.embedded import EmbeddedEngine
+from policies.errors import (
+    PolicyConfigError,
+    PolicyError,
+    PolicyInputError,
+    PolicyLoadError,
+    Problem,
+)
+from policies.factory import ENGINE_KINDS, default_policy_dir, engine_for_bundle, load_engine
+from policies.inputs import build_input, input_digest
+from policies.opa_server import OpaServerEngine
+from policies.point import PolicyPoint
+
+__all__ = [
+    "ENGINE_KINDS",
+    "ENGINE_UNAVAILABLE",
+    "INVALID_INPUT",
+    "NO_DECISION",
+    "Decision",
+    "EmbeddedEngine",
+    "ImpactReport",
+    "OpaServerEngine",
+    "PolicyBundle",
+    "PolicyConfigError",
+    "PolicyEngine",
+    "PolicyError",
+    "PolicyInputError",
+    "PolicyLoadError",
+    "PolicyPoint",
+    "Problem",
+    "RecordedDecision",
+    "build_input",
+    "default_policy_dir",
+    "diff_decisions",
+    "engine_for_bundle",
+    "input_digest",
+    "load_bundle",
+    "load_engine",
+    "read_recorded",
+]

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 ENGINE_UNAVAILABLE = "policy engine unavailable"
 NO_DECISION = "no decision"
+INVALID_INPUT = "policy input invalid"
+ENTRYPOINT = "data.registry.decision"
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,12 @@ class Decision:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The decision as it is recorded in an audit event."""
-        return {
+        """The decision as it is recorded in an audit event.
+
+        ``details`` (why an engine failed closed) appear only when present, so
+        ordinary decisions keep the documented shape.
+        """
+        rendered: dict[str, Any] = {
             "allow": self.allow,
             "reasons": list(self.reasons),
             "obligations": dict(self.obligations),
@@ -42,6 +48,9 @@ class Decision:
             "elapsed_us": self.elapsed_us,
             "input_digest": self.input_digest,
         }
+        if self.details:
+            rendered["details"] = dict(self.details)
+        return rendered
 
 
 class PolicyEngine(Protocol):

@@ -1,0 +1,110 @@
+"""The embedded engine: regopy in-process, the default.
+
+The bundle is compiled once per revision (``Interpreter.build``) and every
+decision queries that compiled form. A regopy interpreter holds its input as
+state, so sharing one between threads mixes up decisions (measured: about 5 %
+wrong answers with 8 threads); each worker thread therefore owns one
+interpreter over the shared compiled bundle, which measured faster than one
+interpreter behind a lock.
+
+Evaluations run on a small pool of worker threads so that the caller can stop
+waiting after the timeout: regopy's C call cannot be interrupted, but the
+caller gets its fail-closed deny on time and the stuck worker finishes later.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import regopy
+
+from policies import _compile, _outcome
+from policies.bundle import PolicyBundle
+from policies.decision import INVALID_INPUT, Decision
+from policies.errors import PolicyInputError
+from policies.inputs import input_digest
+from policies.validation import validate_bundle
+
+DEFAULT_TIMEOUT_MS = 250
+
+
+def default_workers() -> int:
+    """Enough threads to keep every core busy while a few evaluations are stuck."""
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
+class EmbeddedEngine:
+    """Evaluates ``data.registry.decision`` with regopy; thread-safe, fails closed."""
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        policy: _compile.CompiledPolicy,
+        *,
+        timeout_ms: float = DEFAULT_TIMEOUT_MS,
+        workers: int | None = None,
+    ) -> None:
+        self._policy = policy
+        self._timeout_s = timeout_ms / 1000
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or default_workers(), thread_name_prefix="arbiter-rego"
+        )
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: PolicyBundle,
+        *,
+        timeout_ms: float = DEFAULT_TIMEOUT_MS,
+        use_opa: bool | None = None,
+    ) -> EmbeddedEngine:
+        """Validate and compile ``bundle``; raises :class:`PolicyLoadError` if refused."""
+        return cls(validate_bundle(bundle, use_opa=use_opa), timeout_ms=timeout_ms)
+
+    @property
+    def revision(self) -> str:
+        return self._policy.revision
+
+    def decide(self, input_doc: Mapping[str, Any]) -> Decision:
+        """Decide; a timeout, error or bad input is a deny, never an exception."""
+        stamp = _outcome.Stamp.start(self.name, self.revision)
+        try:
+            future = self._pool.submit(self._evaluate, input_doc)
+        except RuntimeError:
+            return _outcome.unavailable(stamp, "the embedded engine is closed")
+        try:
+            # Hashing overlaps with the evaluation, which runs without the GIL.
+            stamp = stamp.with_digest(input_digest(input_doc))
+        except PolicyInputError as error:
+            future.cancel()
+            return _outcome.denied(stamp, INVALID_INPUT, str(error))
+        try:
+            value = future.result(timeout=self._timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            return _outcome.unavailable(
+                stamp, f"evaluation took over {self._timeout_s * 1000:g} ms"
+            )
+        except Exception as error:  # fail closed on anything the engine raises
+            return _outcome.unavailable(stamp, f"{type(error).__name__}: {error}")
+        return _outcome.from_result(stamp, value, defined=value is not _compile.UNDEFINED)
+
+    def close(self) -> None:
+        """Stop taking work; evaluations already running finish on their own."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _evaluate(self, input_doc: Mapping[str, Any]) -> Any:
+        return _compile.evaluate(self._interpreter(), self._policy, input_doc)
+
+    def _interpreter(self) -> regopy.Interpreter:
+        interpreter: regopy.Interpreter | None = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            interpreter = self._local.interpreter = _compile.new_interpreter()
+        return interpreter
