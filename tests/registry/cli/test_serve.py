@@ -1,0 +1,78 @@
+"""``arbiter serve``: first start, the admin token shown once, and zero-copy downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+GENERATED_TOKEN = re.compile(r"arb_[A-Za-z0-9_-]{43}")
+
+
+def test_first_start_prints_a_generated_admin_token_once(server_factory, tmp_path) -> None:
+    data = tmp_path / "data"
+    first = server_factory(data, bootstrap_token=None)
+    log = first.log_text()
+    tokens = GENERATED_TOKEN.findall(log)
+    assert len(tokens) == 1, log
+    assert "Save it now; it is not stored" in log
+    token = tokens[0]
+    me = httpx.get(first.url + "/api/v1/whoami", headers=first.headers(token)).json()
+    assert me["id"] == "admin"
+    assert "admin" in me["roles"]
+    assert token not in (data / "arbiter.db").read_bytes().decode("latin-1")
+
+    first.process.terminate()
+    first.process.wait(30)
+    second = server_factory(data, bootstrap_token=None)
+    assert GENERATED_TOKEN.findall(second.log_text()) == [], "the token was shown twice"
+    again = httpx.get(second.url + "/api/v1/whoami", headers=second.headers(token))
+    assert again.json()["id"] == "admin"
+
+
+def test_bootstrap_token_is_not_printed(server_factory) -> None:
+    server = server_factory(bootstrap_token="arb_given_by_automation_0123456789")
+    assert "arb_given_by_automation" not in server.log_text()
+    me = httpx.get(server.url + "/api/v1/whoami", headers=server.headers()).json()
+    assert me["id"] == "admin"
+
+
+def test_serve_flags_choose_address_and_data_directory(server_factory, tmp_path) -> None:
+    data = tmp_path / "elsewhere"
+    server = server_factory(data)  # started with --host, --port and --data
+    assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").json() == {"status": "ok"}
+    assert (data / "arbiter.db").exists()
+
+
+def test_downloads_are_sent_zero_copy_through_pathsend(live_server) -> None:
+    headers = live_server.headers()
+    created = httpx.post(
+        live_server.url + "/api/v1/repositories",
+        json={"name": "zero-copy", "format": "generic"},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    body = os.urandom(2 * 1024 * 1024 + 1)
+    sha = hashlib.sha256(body).hexdigest()
+    url = live_server.url + "/generic/zero-copy/pkg/1/file.bin"
+    put = httpx.put(url, content=body, headers={**headers, "X-Checksum-Sha256": sha})
+    assert put.status_code == 201, put.text
+
+    before = _pathsend_count(live_server.url)
+    got = httpx.get(url, headers=headers)
+    assert got.status_code == 200
+    assert got.headers["X-Checksum-Sha256"] == sha
+    assert hashlib.sha256(got.content).hexdigest() == sha
+    assert _pathsend_count(live_server.url) == before + 1
+
+
+def _pathsend_count(url: str) -> float:
+    metrics = httpx.get(url + "/metrics").text
+    match = re.search(r"^arbiter_http_pathsend_responses_total (\S+)$", metrics, re.MULTILINE)
+    assert match, "the pathsend counter is missing from /metrics"
+    return float(match.group(1))
