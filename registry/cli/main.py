@@ -14,6 +14,10 @@ import typer
 from registry.cli import admin, repo, transfer
 from registry.cli.client import CliError, api, friendly, out
 
+FIX_SETTINGS = "fix the option, the ARBITER_* variable or the ARBITER_CONFIG file"
+FIX_POLICY = "fix the Rego in ARBITER_POLICY_DIR (default: the repository's rego/) and start again"
+FIX_DATABASE = "check ARBITER_DATABASE_URL and that the database server is running"
+
 app = typer.Typer(
     name="arbiter",
     help="Arbiter: a governed artifact registry.",
@@ -40,21 +44,33 @@ def serve(
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes.")] = None,
 ) -> None:
     """Run the registry (settings also come from ARBITER_* variables and ARBITER_CONFIG)."""
-    from pydantic import ValidationError
+    options = {"host": host, "port": port, "data": data, "workers": workers}
+    _serve({k: v for k, v in options.items() if v is not None})
 
+
+def _serve(overrides: dict[str, Any]) -> None:
+    """Start the server; turn the start-up failures an operator can fix into one message."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError
+
+    from policies.errors import PolicyError
     from registry.config import Settings
     from registry.server import serve as run_server
 
-    options = {"host": host, "port": port, "data": data, "workers": workers}
-    overrides: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise CliError(
-            f"invalid settings: {problems}", "fix the option or ARBITER_* variable", 2
-        ) from None
-    run_server(settings)
+        raise CliError(f"invalid settings: {problems}", FIX_SETTINGS, 2) from None
+    try:
+        run_server(settings)
+    except PolicyError as error:
+        raise CliError(f"the policy was refused: {error.diagnostics()}", FIX_POLICY) from None
+    except OperationalError as error:
+        reason = str(error.orig or error).splitlines()[0]
+        raise CliError(f"cannot open the database: {reason}", FIX_DATABASE) from None
+    except OSError as error:
+        raise CliError(f"cannot start: {error}", FIX_SETTINGS) from None
 
 
 @app.command()

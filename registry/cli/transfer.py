@@ -174,7 +174,17 @@ def _receive(response: httpx.Response, destination: Path, expected: str) -> int:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    _fsync_directory(destination.parent)
     return size
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable, not only the file's bytes."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write(
