@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,11 +45,30 @@ PATHSEND_RESPONSES = Counter(
 def serve(settings: Settings) -> None:
     """Prepare the data directory, then serve until SIGINT or SIGTERM."""
     configure(settings.log_level)
+    ensure_port_free(settings.host, settings.port)
     token = prepare(settings)
     if token is not None:
         show_admin_token(token)
     os.environ[SETTINGS_ENV] = settings.model_dump_json(exclude={"bootstrap_token"})
     granian_server(settings).serve()
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on.
+
+    granian binds with ``SO_REUSEPORT``, so a second server on a port held by
+    another ``SO_REUSEPORT`` listener would silently share its connections. A
+    plain bind fails against any listener, which gives a clear error instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OSError(
+                error.errno, f"{host}:{port} is not available ({error.strerror}); use --port"
+            ) from None
 
 
 def prepare(settings: Settings) -> str | None:

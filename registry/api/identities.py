@@ -375,7 +375,8 @@ def revoke_token(token_id: int, services: ServicesDep, subject: UserDep) -> Resp
     with services.db.reader() as session:
         token = session.get(ApiToken, token_id)
         owner = session.get(User, token.user_id) if token is not None else None
-    if owner is None or (owner.name != subject.id and not subject.has_role("admin")):
+        owner_name = owner.name if owner is not None else None
+    if owner_name is None or (owner_name != subject.id and not subject.has_role("admin")):
         raise NotFound(f"token {token_id} not found; 'arbiter admin token list USER' shows ids")
 
     def apply(session: Session) -> None:
@@ -384,7 +385,7 @@ def revoke_token(token_id: int, services: ServicesDep, subject: UserDep) -> Resp
             raise NotFound(f"token {token_id} not found")
         session.delete(row)
 
-    resource = {"user": owner.name, "token": token_id}
+    resource = {"user": owner_name, "token": token_id}
     services.governor.record(subject, "token.revoke", resource, apply)
     return Response(status_code=204)
 

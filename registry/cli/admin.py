@@ -123,7 +123,7 @@ def token_list(user: str) -> None:
 def token_revoke(token_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Revoke a token by id ('arbiter admin token list USER' shows ids)."""
     api("DELETE", f"/tokens/{token_id}")
-    out.print(f"revoked token {token_id}")
+    out.print(f"revoked token {token_id}", soft_wrap=True)
 
 
 # --- teams -------------------------------------------------------------------
@@ -215,4 +215,4 @@ def grants(
 def revoke(binding_id: Annotated[int, typer.Argument(metavar="BINDING_ID")]) -> None:
     """Remove a role binding ('arbiter admin grants' shows ids)."""
     api("DELETE", f"/role-bindings/{binding_id}")
-    out.print(f"removed role binding {binding_id}")
+    out.print(f"removed role binding {binding_id}", soft_wrap=True)

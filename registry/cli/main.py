@@ -83,7 +83,9 @@ def whoami() -> None:
         return
     roles = ", ".join(me["roles"]) or "none"
     teams = ", ".join(me["teams"]) or "none"
-    out.print(f"{me['id']} ({me['kind']})  roles: {roles}  teams: {teams}", markup=False)
+    out.print(
+        f"{me['id']} ({me['kind']})  roles: {roles}  teams: {teams}", soft_wrap=True, markup=False
+    )
 
 
 if __name__ == "__main__":

@@ -237,4 +237,8 @@ def pull(
                 "is ARBITER_URL pointing at an Arbiter server?",
             )
         size = _receive(response, destination, expected)
-    out.print(f"pulled {source} to {destination} sha256:{expected} ({size} bytes)", markup=False)
+    out.print(
+        f"pulled {source} to {destination} sha256:{expected} ({size} bytes)",
+        soft_wrap=True,
+        markup=False,
+    )

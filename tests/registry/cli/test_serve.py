@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,3 +81,29 @@ def _pathsend_count(url: str) -> float:
     match = re.search(r"^arbiter_http_pathsend_responses_total (\S+)$", metrics, re.MULTILINE)
     assert match, "the pathsend counter is missing from /metrics"
     return float(match.group(1))
+
+
+def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("arbiter")),
+                "serve",
+                "--port",
+                str(port),
+                "--data",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")},
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"127.0.0.1:{port} is not available" in result.stderr
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.stderr
