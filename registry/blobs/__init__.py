@@ -1,0 +1,37 @@
+"""Content-addressed blob storage: the :class:`BlobStore` contract and its backends.
+
+Backends are chosen from settings in ``registry.services`` and injected;
+everything else asks only for a :class:`BlobStore`.
+"""
+
+from registry.blobs.filesystem import FilesystemBlobStore
+from registry.blobs.store import (
+    BlobError,
+    BlobNotFound,
+    BlobRef,
+    BlobStore,
+    BlobTooLarge,
+    DigestMismatch,
+    InvalidDigest,
+    StagedBlob,
+    UploadRangeInvalid,
+    expected_digest,
+    format_digest,
+    parse_digest,
+)
+
+__all__ = [
+    "BlobError",
+    "BlobNotFound",
+    "BlobRef",
+    "BlobStore",
+    "BlobTooLarge",
+    "DigestMismatch",
+    "FilesystemBlobStore",
+    "InvalidDigest",
+    "StagedBlob",
+    "UploadRangeInvalid",
+    "expected_digest",
+    "format_digest",
+    "parse_digest",
+]
