@@ -46,8 +46,11 @@ from audit.errors import (
     SigningKeyError,
 )
 from audit.events import GENESIS_HASH, Event, EventDraft
+from audit.export import ExportReport, ExportSummary, export_events, verify_export
+from audit.lineage import Lineage, Pulls, Relation, Step, build_lineage, lineage_from_events
 from audit.note import NoteSigner, NoteVerifier, load_or_create_signing_key, public_key_text
 from audit.proofs import ConsistencyProof, InclusionProof, prove_consistency, prove_inclusion
+from audit.query import EventFilter, query_events, render_csv, render_json
 from audit.schema import install_v1
 from audit.sqlite import sqlite_immediate
 from audit.verify import VerificationReport, verify_log
@@ -68,25 +71,35 @@ __all__ = [
     "Event",
     "EventDraft",
     "EventEncodingError",
+    "EventFilter",
     "EventNotFoundError",
+    "ExportReport",
+    "ExportSummary",
     "ExportTruncatedError",
     "ExportVerificationError",
     "GroupCommitter",
     "Head",
     "InclusionProof",
+    "Lineage",
     "NoteSigner",
     "NoteVerifier",
     "PreparedDraft",
     "ProofError",
+    "Pulls",
+    "Relation",
     "SchemaError",
     "SignatureError",
     "SigningKeyError",
+    "Step",
     "VerificationReport",
+    "build_lineage",
     "checkpoint_job",
     "create_checkpoint",
+    "export_events",
     "format_time",
     "install_v1",
     "latest_checkpoint",
+    "lineage_from_events",
     "list_checkpoints",
     "load_or_create_signing_key",
     "open_checkpoint",
@@ -94,8 +107,12 @@ __all__ = [
     "prove_consistency",
     "prove_inclusion",
     "public_key_text",
+    "query_events",
+    "render_csv",
+    "render_json",
     "scheduled_checkpoint",
     "sqlite_immediate",
     "utc_now",
+    "verify_export",
     "verify_log",
 ]

@@ -58,6 +58,21 @@ def format_time(moment: datetime) -> str:
     return plain.isoformat(timespec="microseconds") + "Z"
 
 
+def normalize_time(value: datetime | str) -> str:
+    """A bound for time filters, in the stored format (accepts RFC 3339 text)."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        raise AuditError(
+            f"{value!r} is not an RFC 3339 time such as 2024-05-01T12:00:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        raise AuditError(f"{value!r} has no time zone: add Z or an offset")
+    return format_time(parsed)
+
+
 @dataclass(frozen=True)
 class Head:
     """The end of the chain: last seq, its hash and time (seq 0 = empty log)."""

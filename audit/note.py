@@ -73,7 +73,7 @@ class NoteVerifier:
     @classmethod
     def from_text(cls, text: str) -> NoteVerifier:
         """Parse ``<name>+<hex hash>+<base64(0x01 || key)>``."""
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)
         if len(parts) != 3:
             raise SigningKeyError("a verifier key looks like <name>+<hex hash>+<base64 key>")
         name, hash_hex, blob = parts
@@ -117,7 +117,7 @@ class NoteSigner:
         text = text.strip()
         if not text.startswith(_PRIVATE_PREFIX):
             raise SigningKeyError("a signer key starts with PRIVATE+KEY+")
-        parts = text[len(_PRIVATE_PREFIX) :].split("+")
+        parts = text[len(_PRIVATE_PREFIX) :].split("+", 2)
         if len(parts) != 3:
             raise SigningKeyError("a signer key looks like PRIVATE+KEY+<name>+<hash>+<key>")
         name, hash_hex, blob = parts
