@@ -10,6 +10,7 @@ embedded engine does with one interpreter per worker thread.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,7 @@ from policies.errors import PolicyLoadError, Problem
 
 # regopy names entry points as document paths: data.registry.decision.
 REGOPY_ENTRYPOINT = ENTRYPOINT.removeprefix("data.").replace(".", "/")
+_ENTRYPOINT = REGOPY_ENTRYPOINT.encode()
 
 _ERROR = re.compile(r"\(error\s+(?:(\d+):)?")
 _LOCATION = re.compile(r"\|(\d+)\|(\d+)")
@@ -72,7 +74,9 @@ def compile_policy(bundle: PolicyBundle) -> CompiledPolicy:
         )
         raise PolicyLoadError(f"policy bundle {bundle.root} does not compile", problems) from error
     if not compiled.ok():
-        raise PolicyLoadError(f"policy bundle {bundle.root} does not compile")
+        raise PolicyLoadError(
+            f"policy bundle {bundle.root} does not compile", _bundle_problems(compiled, bundle)
+        )
     paths = input_paths(bundle.modules.values())
     return CompiledPolicy(compiled, bundle.revision, projection(paths))
 
@@ -84,17 +88,91 @@ def evaluate(interpreter: regopy.Interpreter, policy: CompiledPolicy, doc: Any) 
     values, an unknown function) or an input regopy cannot represent.
     """
     try:
-        interpreter.set_input(regopy.Input(project(doc, policy.projection)))
-        output = interpreter.query_bundle_entrypoint(policy.compiled, REGOPY_ENTRYPOINT)
-    except (regopy.RegoError, ValueError) as error:  # ValueError: input or output not JSON
+        _set_input(interpreter, project(doc, policy.projection))
+        text = _query(interpreter, policy.compiled)
+    except (regopy.RegoError, ValueError, TypeError) as error:
         raise EvaluationError(str(error).strip() or type(error).__name__) from error
-    text = str(output)
     if text == "undefined":
         return UNDEFINED
-    if not output.results:
-        raise EvaluationError(text)
-    expressions = output.results[0].expressions
+    try:
+        result = json.loads(text)
+    except json.JSONDecodeError as error:  # seen when regopy mis-renders a string
+        raise EvaluationError(f"regopy returned malformed JSON: {text[:200]}") from error
+    expressions = result.get("expressions") if isinstance(result, dict) else None
     return expressions[0] if expressions else UNDEFINED
+
+
+# regopy builds inputs and reads outputs through its ctypes library one call per
+# JSON node, with a Python wrapper around each call; calling the same C functions
+# directly halves the cost of handing over an input. Only the functions regopy
+# itself declares are used, with the argument types it declared.
+_LIB = regopy.rego_shared.rego
+_OK = 0
+
+
+def _set_input(interpreter: regopy.Interpreter, value: Any) -> None:
+    handle = _LIB.regoNewInput()
+    try:
+        _add(handle, value)
+        if _LIB.regoSetInput(interpreter._impl, handle) != _OK:
+            raise EvaluationError("regopy refused the input document")
+    finally:
+        _LIB.regoFreeInput(handle)
+
+
+def _add(handle: Any, value: Any) -> None:
+    """Push ``value`` onto regopy's input stack (post-order, as its C API expects)."""
+    kind = type(value)
+    if kind is str:
+        status = _LIB.regoInputString(handle, value.encode("utf-8"))
+    elif kind is dict:
+        for key, item in value.items():
+            _add(handle, key)
+            _add(handle, item)
+            _LIB.regoInputObjectItem(handle)
+        status = _LIB.regoInputObject(handle, len(value))
+    elif kind is list or kind is tuple:
+        for item in value:
+            _add(handle, item)
+        status = _LIB.regoInputArray(handle, len(value))
+    elif kind is bool:
+        status = _LIB.regoInputBoolean(handle, value)
+    elif kind is int:
+        status = _LIB.regoInputInt(handle, value)
+    elif kind is float:
+        status = _LIB.regoInputFloat(handle, value)
+    elif value is None:
+        status = _LIB.regoInputNull(handle)
+    else:
+        raise ValueError(f"cannot give a {kind.__name__} to a policy")
+    if status != _OK:
+        raise EvaluationError(f"regopy refused an input value of type {kind.__name__}")
+
+
+def _query(interpreter: regopy.Interpreter, compiled: regopy.Bundle) -> str:
+    output = _LIB.regoBundleQueryEntrypoint(interpreter._impl, compiled._impl, _ENTRYPOINT)
+    if not output:
+        raise EvaluationError(regopy.rego_shared.rego_get_error(interpreter._impl))
+    try:
+        size = _LIB.regoOutputJSONSize(output)
+        buffer = ctypes.create_string_buffer(size)
+        if _LIB.regoOutputJSON(output, buffer, size) != _OK:
+            raise EvaluationError("regopy could not render the result")
+        text = buffer.value.decode("utf-8")
+        if not _LIB.regoOutputOk(output):
+            raise EvaluationError(text or "evaluation failed")
+        return text
+    finally:
+        _LIB.regoFreeOutput(output)
+
+
+def _bundle_problems(compiled: regopy.Bundle, bundle: PolicyBundle) -> tuple[Problem, ...]:
+    """Problems from a bundle that failed to build: its root node lists the errors."""
+    root = compiled.node()
+    text = "\n".join(root.at(index).json() for index in range(len(root)))
+    return tuple(parse_errors(text, bundle.modules)) or (
+        Problem(str(bundle.root), 0, "regopy could not build the bundle"),
+    )
 
 
 def parse_errors(text: str, sources: Mapping[str, str]) -> Iterator[Problem]:
