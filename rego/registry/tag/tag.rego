@@ -11,6 +11,8 @@ allow if rbac.request_allowed
 
 deny contains rbac.request_refusal if not rbac.request_allowed
 
-deny contains "a tag action needs input.tag.name" if not is_string(input.tag.name)
+named if is_string(input.tag.name)
+
+deny contains "a tag action needs input.tag.name" if not named
 
 deny contains artifact.tag_refusal

@@ -44,8 +44,8 @@ vulnerability_refusal := msg if {
 	blocking_findings > 0
 	count(exemptions) == 0
 	msg := sprintf(
-		"artifact has %v findings at or above severity %v and no exemption covers it, so %v is refused",
-		[blocking_findings, data.arbiter.vulnerabilities.block_at, input.action],
+		"%v refused: %v vulnerability finding(s) at or above severity %v and no exemption covers the artifact",
+		[input.action, blocking_findings, data.arbiter.vulnerabilities.block_at],
 	)
 }
 
