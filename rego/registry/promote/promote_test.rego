@@ -49,3 +49,12 @@ test_quarantined_or_vulnerable_content_is_not_promoted if {
 	count(promote.deny) == 1 with input as vulnerable
 	count(promote.obligations) == 0 with input as request(["admin"], {})
 }
+
+test_exempted_promote_carries_the_exemption if {
+	exempted := request(["admin"], {
+		"resource": {"repository": "legacy", "name": "openssl-compat", "version": "1.0.2"},
+		"artifact": {"vulnerabilities": {"critical": 1}},
+	})
+	count(promote.deny) == 0 with input as exempted
+	promote.obligations.exemptions == ["SEC-1234: pinned by the billing system until its migration"] with input as exempted
+}
