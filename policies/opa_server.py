@@ -1,7 +1,8 @@
 """The OPA-server engine: a real ``opa run --server`` through opa-python-client.
 
-Publishing uses the policy API: every module goes to ``PUT /v1/policies/arbiter/<path>``
-and the data document to ``PUT /v1/data``, concurrently through the async client.
+Publishing uses the policy API: modules of other revisions are deleted, then
+every module goes to ``PUT /v1/policies/arbiter/<path>`` (concurrently, through
+the async client) and the data document to ``PUT /v1/data``.
 A generated module, ``package arbiter_engine``, is published first with a
 pending revision and last with the real one; each decision queries
 ``data.arbiter_engine``, which answers the decision *and* the revision it was
@@ -129,10 +130,12 @@ class OpaServerEngine:
     async def _publish(self) -> None:
         bundle = self._bundle
         async with AsyncOpaClient(**self._address, timeout=PUBLISH_TIMEOUT_S, retries=1) as client:
+            # Decisions fail closed from here until the last step: the revision
+            # they read back is "pending:...", not the one any engine expects.
             await _put_policy(client, WRAPPER_ID, wrapper_module("pending:" + bundle.revision))
+            await _delete_stale(client, (POLICY_PREFIX + path for path in bundle.modules))
             await client.update_or_create_data(_plain(bundle.data), "")
             await _put_modules(client, bundle.modules)
-            await _delete_stale(client, (POLICY_PREFIX + path for path in bundle.modules))
             await _put_policy(client, WRAPPER_ID, wrapper_module(bundle.revision))
 
 
