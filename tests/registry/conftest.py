@@ -24,6 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures_app import database_url, registry_app
+
+__all__ = ["database_url", "live_server", "registry_app", "server_factory"]
+
 LIVE_ADMIN_TOKEN = "arb_live_admin_token_0123456789abcdef"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
