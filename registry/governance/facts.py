@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -75,14 +75,17 @@ def _version_facts(session: Session, version: Version) -> dict[str, Any]:
     tags = session.exec(select(Tag.name).where(Tag.version_id == version.id)).all()
     return {
         "size": int(size),
-        "created_at": _iso(version.created_at),
+        "created_at": _utc(version.created_at),
         "labels": {label.key: label.value for label in labels},
         "tags": sorted(tags),
-        "last_pulled_at": _iso(version.last_pulled_at),
+        "last_pulled_at": _utc(version.last_pulled_at),
         "downloads": version.downloads,
         "provenance": dict(version.provenance),
     }
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+def _utc(moment: datetime | None) -> datetime | None:
+    """Aware UTC times: SQLite hands back naive ones for what was stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
