@@ -17,7 +17,8 @@ threads, and its ``requests`` session keeps connections alive between calls.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,7 +78,7 @@ class OpaServerEngine:
     def publish(self) -> None:
         """Push the bundle to OPA and check it serves our revision; :class:`PolicyLoadError`."""
         try:
-            asyncio.run(self._publish())
+            _run(self._publish)
         except PolicyLoadError:
             raise
         except Exception as error:
@@ -137,6 +138,19 @@ class OpaServerEngine:
             await client.update_or_create_data(_plain(bundle.data), "")
             await _put_modules(client, bundle.modules)
             await _put_policy(client, WRAPPER_ID, wrapper_module(bundle.revision))
+
+
+def _run(publish: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run the async publication to completion, also when called from an event loop
+    (a registry endpoint calling ``reload()`` directly): then on a helper thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(publish())
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arbiter-opa-publish") as helper:
+        helper.submit(asyncio.run, publish()).result()
 
 
 def _address(url: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import Iterator
@@ -145,3 +146,14 @@ def test_point_reload_on_opa_keeps_last_good(opa_server: OpaServer, tmp_path: Pa
         assert point.decide(make_input()).allow
     finally:
         point.close()
+
+
+def test_publish_works_from_inside_an_event_loop(opa_server: OpaServer) -> None:
+    async def publish_in_loop() -> str | None:
+        engine = OpaServerEngine(load_bundle(ALLOW_ALL), opa_server.url)
+        try:
+            return engine.served_revision()
+        finally:
+            engine.close()
+
+    assert asyncio.run(publish_in_loop()) == load_bundle(ALLOW_ALL).revision
