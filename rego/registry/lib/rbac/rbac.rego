@@ -41,12 +41,8 @@ actions_on(repository) := {action |
 # The subject may take the action on the repository.
 allows(action, repository) if {
 	not anonymous
-	action in actions_on(repository)
-}
-
-allows(_, repository) if {
-	not anonymous
-	"*" in actions_on(repository)
+	some granted in actions_on(repository)
+	granted in {action, "*"}
 }
 
 allows("pull", _) if public
