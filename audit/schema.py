@@ -172,6 +172,8 @@ def install_v1(conn: Connection) -> None:
     statements = trigger_ddl(conn.dialect.name)
     metadata.create_all(conn, checkfirst=True)
     for statement in statements:
+        if conn.dialect.paramstyle == "pyformat":  # psycopg reads % as a placeholder
+            statement = statement.replace("%", "%%")
         conn.exec_driver_sql(statement)
     if conn.execute(select(audit_head.c.id)).first() is None:
         conn.execute(

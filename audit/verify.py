@@ -4,15 +4,17 @@ The procedure (each step a function that raises with context):
 
 1. Open every checkpoint: its signature must be by the given key, its body a
    C2SP checkpoint for the expected origin, its row columns equal to the note.
-2. Stream the events in seq order from seq 1: each seq follows the previous,
-   each ``prev_hash`` is the previous ``hash`` (genesis: 64 zeros), each
-   ``hash`` recomputes from the row, and times never decrease.
+2. Stream the events in seq order from seq 1 up to the head read at the start:
+   each seq follows the previous, each ``prev_hash`` is the previous ``hash``
+   (genesis: 64 zeros), each ``hash`` recomputes from the row, and times never
+   decrease.
 3. Rebuild the Merkle tree from the event hashes as they stream. At each
    checkpoint's size, its signed root must equal the recomputed root, and an
-   RFC 9162 consistency proof (built from the recomputed subtrees, not from
-   the database's node cache) must verify from the previous checkpoint.
-4. The chain head row must agree with the last event, and no signed
-   checkpoint may claim more events than the log holds.
+   RFC 9162 consistency proof built from the recomputed subtrees (not from the
+   database's node cache) must verify from the previous checkpoint.
+4. The chain head row must agree with the last event; events past it must be
+   concurrent appends that link to it; no checkpoint may claim more events
+   than the log holds.
 
 The first failure raises :class:`AuditVerificationError` (a subclass naming
 the kind) with ``seq`` set to the first bad seq: an edited event fails its own
@@ -21,26 +23,41 @@ breaks the ``prev_hash`` link at the first displaced seq. A suffix rewritten
 and re-sealed consistently is caught by the first checkpoint covering it;
 ``seq`` is then the first event after the previous checkpoint.
 
-Hashing uses the stored canonical text directly (see :mod:`audit.canonical`).
-``deep=True`` additionally parses every JSON column, which proves each column
-is the value the hash covers (not only that the concatenation is) at about a
-third of the speed.
+Hashing uses the stored canonical text directly (see :mod:`audit.canonical`),
+so a matching hash proves the *concatenation* of the JSON columns is intact.
+To also prove each column holds the value the hash covers (that nobody moved
+bytes from one column into the next): any such move leaves some JSON column
+containing the separator that follows a JSON field at the top level
+(``,"decision":``, ``,"details":``, ``,"outcome":`` or ``,"seq":``). Rows where
+a column contains one (rare: it takes a nested key of that name) have every
+JSON column parsed; a column that is not a single JSON value fails.
+``deep=True`` parses every row and also requires canonical form (what an
+export needs in order to verify), at a fraction of the speed.
+
+:func:`verify_log` runs on one connection. :func:`verify_database` splits the
+seq range over worker processes (each streams its own range with its own
+connection) and joins their chains and subtrees, for logs of millions of
+events on machines with several cores.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import re
 import time as _time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, create_engine, select
 
 from audit._rows import EVENT_COLUMNS, STREAM_BATCH, event_from_row, line_from_row
 from audit.canonical import quote
-from audit.chain import Head, read_head
-from audit.checkpoint import Checkpoint, CheckpointBody, list_checkpoints
+from audit.chain import read_head
+from audit.checkpoint import CheckpointBody, list_checkpoints
 from audit.errors import (
     AuditVerificationError,
     ChainError,
@@ -50,16 +67,14 @@ from audit.errors import (
     ProofError,
 )
 from audit.events import GENESIS_HASH
-from audit.merkle import (
-    EMPTY_ROOT,
-    CompactRange,
-    consistency_proof,
-    decompose,
-    node_hash,
-    verify_consistency,
-)
+from audit.merkle import CompactRange, consistency_proof, decompose, node_hash, verify_consistency
 from audit.note import NoteVerifier
 from audit.schema import audit_events
+
+#: Below this many events, verify_database does not start processes.
+PARALLEL_THRESHOLD = 200_000
+
+Node = tuple[int, int, bytes]  # (level, index, hash) of a perfect subtree
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class VerificationReport:
     last_hash: str
     root_hash: str
     seconds: float
+    workers: int = 1
 
     @property
     def events_per_second(self) -> float:
@@ -78,25 +94,28 @@ class VerificationReport:
 
 
 class SparseSubtrees:
-    """A :class:`audit.merkle.SubtreeSource` over a few known subtree hashes."""
+    """A :class:`audit.merkle.SubtreeSource` over known subtrees; a missing one is
+    composed from its two halves."""
 
     def __init__(self, nodes: dict[tuple[int, int], bytes]) -> None:
         self._nodes = nodes
 
     def perfect(self, level: int, index: int) -> bytes:
-        try:
-            return self._nodes[(level, index)]
-        except KeyError:
-            raise EventNotFoundError(f"subtree ({level}, {index}) is not at hand") from None
+        found = self._nodes.get((level, index))
+        if found is not None:
+            return found
+        if level == 0:
+            raise EventNotFoundError(f"leaf {index} is not at hand")
+        return node_hash(self.perfect(level - 1, 2 * index), self.perfect(level - 1, 2 * index + 1))
 
 
 class _Frontier:
     """Maximal aligned subtrees of the leaves ``[start, end)`` seen so far."""
 
-    __slots__ = ("end", "hashes", "indexes", "levels", "start")
+    __slots__ = ("end", "hashes", "indexes", "levels")
 
     def __init__(self, start: int) -> None:
-        self.start = self.end = start
+        self.end = start
         self.levels: list[int] = []
         self.indexes: list[int] = []
         self.hashes: list[bytes] = []
@@ -114,42 +133,169 @@ class _Frontier:
         indexes.append(index)
         hashes.append(node)
 
-    def nodes(self) -> list[tuple[int, int, bytes]]:
+    def nodes(self) -> list[Node]:
         return list(zip(self.levels, self.indexes, self.hashes, strict=True))
 
 
-class _TreeCheck:
-    """Step 3: recompute roots at checkpoint sizes and check consistency."""
+# -- step 2 and the leaves of step 3: one contiguous seq range -----------------
 
-    def __init__(self, checkpoints: Sequence[tuple[Checkpoint, CheckpointBody]]) -> None:
-        self._pending = list(checkpoints)
-        self._previous: tuple[int, bytes, list[tuple[int, int, bytes]]] = (0, EMPTY_ROOT, [])
-        self.frontier = _Frontier(0)
-        self.next_size = self._pending[0][1].tree_size if self._pending else -1
-        if self.next_size == 0:
-            self.reached(0)
 
-    def reached(self, size: int) -> None:
-        """Called when ``size`` leaves are in; checks every checkpoint of that size."""
-        while self._pending and self._pending[0][1].tree_size == size:
-            _, body = self._pending.pop(0)
+@dataclass
+class RangeResult:
+    """What a scan of seqs ``lo..hi`` found (picklable, for worker processes)."""
+
+    lo: int
+    hi: int
+    count: int = 0
+    first_prev: str = GENESIS_HASH
+    first_time: str = ""
+    last_hash: str = GENESIS_HASH
+    last_time: str = ""
+    segments: list[tuple[int, list[Node]]] = field(default_factory=list)
+    error: tuple[str, str, int | None] | None = None
+
+
+_MOVED = re.compile(r',"(?:decision|details|outcome|seq)":')
+_ERRORS: dict[str, type[AuditVerificationError]] = {"ChainError": ChainError}
+
+
+def _check_columns(row: Any) -> None:
+    """Each JSON column parses on its own (see the module docstring)."""
+    try:
+        event_from_row(row)
+    except CorruptEventError as exc:
+        raise ChainError(str(exc), seq=exc.seq) from exc
+
+
+def _check_deep(row: Any) -> None:
+    _check_columns(row)
+    event = event_from_row(row)
+    if event.to_json() != line_from_row(row):
+        raise ChainError(f"event seq {event.seq}: a column is not canonical JSON", seq=event.seq)
+
+
+def scan_range(
+    conn: Connection, lo: int, hi: int, boundaries: Sequence[int], *, deep: bool = False
+) -> RangeResult:
+    """Check seqs ``lo..hi`` and collect the subtrees between ``boundaries``.
+
+    Never raises for bad evidence: the first problem is returned in ``error``
+    so that a parent process can tell which range failed first.
+    """
+    result = RangeResult(lo, hi)
+    try:
+        _scan(conn, result, [b for b in boundaries if lo <= b <= hi], deep)
+    except AuditVerificationError as exc:
+        result.error = (type(exc).__name__, str(exc), exc.seq)
+    return result
+
+
+def _scan(conn: Connection, result: RangeResult, boundaries: list[int], deep: bool) -> None:
+    query = (
+        select(*EVENT_COLUMNS)
+        .where(audit_events.c.seq >= result.lo, audit_events.c.seq <= result.hi)
+        .order_by(audit_events.c.seq)
+        .execution_options(yield_per=STREAM_BATCH)
+    )
+    sha256, moved, fresh = hashlib.sha256, _MOVED.search, True
+    expected, prev, last_time = result.lo, "", ""
+    stops = iter([*boundaries, -1])
+    stop, frontier = next(stops), _Frontier(result.lo - 1)
+    for row in conn.execute(query):
+        seq, time, actor, action, resource, decision, outcome, details, prev_hash, stored = row
+        if seq != expected:
+            raise ChainError(f"event seq {expected} is missing (next is {seq})", seq=expected)
+        if fresh:
+            prev, last_time, fresh = prev_hash, time, False
+            result.first_prev, result.first_time = prev_hash, time
+        if prev_hash != prev:
+            raise ChainError(
+                f"event seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
+                "an event was inserted, removed or reordered before it",
+                seq=seq,
+            )
+        body = (
+            f'{{"action":{quote(action)},"actor":{actor},"decision":{decision},'
+            f'"details":{details},"outcome":{quote(outcome)},"prev_hash":"{prev_hash}",'
+            f'"resource":{resource},"seq":{seq},"time":{quote(time)}}}'
+        )
+        try:
+            digest = sha256(body.encode()).digest()
+        except UnicodeEncodeError:
+            digest = b""
+        if digest.hex() != stored:
+            raise ChainError(f"event seq {seq}: stored hash does not match its content", seq=seq)
+        if time < last_time:
+            raise ChainError(f"event seq {seq}: time goes backwards", seq=seq)
+        if deep:
+            _check_deep(row)
+        elif moved(actor) or moved(decision) or moved(details) or moved(resource):
+            _check_columns(row)
+        frontier.append(sha256(b"\x00" + digest).digest())
+        if seq == stop:
+            result.segments.append((seq, frontier.nodes()))
+            stop, frontier = next(stops), _Frontier(seq)
+        prev, last_time, expected = stored, time, seq + 1
+    if expected != result.hi + 1:
+        raise ChainError(
+            f"events {expected}..{result.hi} are missing: deleted after the head recorded them",
+            seq=expected,
+        )
+    result.count = expected - result.lo
+    result.last_hash, result.last_time = prev, last_time
+    if frontier.end > result.lo - 1 and result.hi != (result.segments or [(-1, [])])[-1][0]:
+        result.segments.append((result.hi, frontier.nodes()))
+
+
+# -- steps 1, 3 and 4 ---------------------------------------------------------
+
+
+def _open_checkpoints(
+    conn: Connection, verifier: NoteVerifier, origin: str | None
+) -> list[CheckpointBody]:
+    """Step 1."""
+    opened = []
+    for checkpoint in list_checkpoints(conn):
+        try:
+            opened.append(checkpoint.open(verifier, origin=origin))
+        except AuditVerificationError as exc:
+            raise type(exc)(f"checkpoint {checkpoint.tree_size}: {exc}", seq=exc.seq) from exc
+    return opened
+
+
+class _Tree:
+    """Step 3: joins range results in order and checks every checkpoint."""
+
+    def __init__(self, checkpoints: Sequence[CheckpointBody]) -> None:
+        self._by_size: dict[int, list[CheckpointBody]] = {}
+        for body in checkpoints:
+            self._by_size.setdefault(body.tree_size, []).append(body)
+        self._compact = CompactRange()
+        self._since: list[Node] = []  # subtrees since the previous checkpoint
+        self._previous: tuple[int, bytes, list[Node]] = (0, hashlib.sha256(b"").digest(), [])
+        self._check_size(0)
+
+    def add(self, size: int, nodes: list[Node]) -> None:
+        for level, index, digest in nodes:
+            self._compact.push(level, digest)
+            self._since.append((level, index, digest))
+        self._check_size(size)
+
+    def _check_size(self, size: int) -> None:
+        for body in self._by_size.pop(size, []):
             self._check(body)
-        self.next_size = self._pending[0][1].tree_size if self._pending else -1
 
     def _check(self, body: CheckpointBody) -> None:
         old_size, old_root, old_nodes = self._previous
-        new_nodes = old_nodes + self.frontier.nodes()
-        merged = CompactRange(old_size, [h for _, _, h in old_nodes])
-        for level, _, node in self.frontier.nodes():
-            merged.push(level, node)
-        if merged.root() != body.root_hash:
+        root = self._compact.root()
+        if root != body.root_hash:
             raise CheckpointMismatchError(
                 f"events {old_size + 1}..{body.tree_size} do not produce the root signed in "
                 f"checkpoint {body.tree_size}: they were rewritten after it was signed",
                 seq=old_size + 1,
             )
-        source = SparseSubtrees({(lv, ix): h for lv, ix, h in new_nodes})
-        proof = consistency_proof(source, old_size, body.tree_size)
+        known = {(lv, ix): h for lv, ix, h in [*old_nodes, *self._since]}
+        proof = consistency_proof(SparseSubtrees(known), old_size, body.tree_size)
         try:
             verify_consistency(old_size, body.tree_size, old_root, body.root_hash, proof)
         except ProofError as exc:
@@ -157,122 +303,67 @@ class _TreeCheck:
                 f"checkpoint {body.tree_size} is not consistent with checkpoint {old_size}: {exc}",
                 seq=old_size + 1,
             ) from exc
-        compact = [(lv, ix, merged_hash) for (lv, ix), merged_hash in _compact(merged, body)]
-        self._previous = (body.tree_size, body.root_hash, compact)
-        self.frontier = _Frontier(body.tree_size)
+        shape = decompose(0, body.tree_size)
+        compact = [(lv, ix, h) for (lv, ix), h in zip(shape, self._compact.nodes(), strict=True)]
+        self._previous, self._since = (body.tree_size, root, compact), []
 
     def finish(self, count: int) -> bytes:
-        if self._pending:
-            size = self._pending[0][1].tree_size
+        if self._by_size:
+            size = min(self._by_size)
             raise ChainError(
                 f"checkpoint {size} was signed but the log holds only {count} events: "
                 f"events from seq {count + 1} were deleted",
                 seq=count + 1,
             )
-        old_size, _, old_nodes = self._previous
-        merged = CompactRange(old_size, [h for _, _, h in old_nodes])
-        for level, _, node in self.frontier.nodes():
-            merged.push(level, node)
-        return merged.root()
+        return self._compact.root()
 
 
-def _compact(merged: CompactRange, body: CheckpointBody) -> list[tuple[tuple[int, int], bytes]]:
-    shape = decompose(0, body.tree_size)
-    hashes = merged.nodes()
-    return list(zip(shape, hashes, strict=True))
-
-
-def _open_checkpoints(
-    conn: Connection, verifier: NoteVerifier, origin: str | None
-) -> list[tuple[Checkpoint, CheckpointBody]]:
-    """Step 1."""
-    opened = []
-    for checkpoint in list_checkpoints(conn):
-        try:
-            opened.append((checkpoint, checkpoint.open(verifier, origin=origin)))
-        except AuditVerificationError as exc:
-            raise type(exc)(f"checkpoint {checkpoint.tree_size}: {exc}", seq=exc.seq) from exc
-    return opened
-
-
-def _check_deep(row: Any) -> None:
-    try:
-        event = event_from_row(row)
-    except CorruptEventError as exc:
-        raise ChainError(str(exc), seq=exc.seq) from exc
-    if event.to_json() != line_from_row(row):
-        raise ChainError(
-            f"event seq {event.seq}: a stored column is not canonical JSON", seq=event.seq
-        )
-
-
-def _stream(conn: Connection, tree: _TreeCheck, *, deep: bool) -> tuple[int, str]:
-    """Steps 2 and 3. Returns (event count, last hash)."""
-    query = (
-        select(*EVENT_COLUMNS)
-        .order_by(audit_events.c.seq)
-        .execution_options(yield_per=STREAM_BATCH)
-    )
-    expected, prev, last_time = 1, GENESIS_HASH, ""
-    sha256, fromhex, leaf_prefix = hashlib.sha256, bytes.fromhex, b"\x00"
-    next_size = tree.next_size
-    frontier_append = tree.frontier.append
-    for row in conn.execute(query):
-        seq, time, actor, action, resource, decision, outcome, details, prev_hash, stored = row
-        if seq != expected:
-            raise ChainError(f"event seq {expected} is missing (next is {seq})", seq=expected)
-        if prev_hash != prev:
+def _join(results: Sequence[RangeResult], tree: _Tree) -> tuple[int, str]:
+    """Steps 2 and 3 across ranges, in seq order; returns (count, last hash)."""
+    prev, last_time, count = GENESIS_HASH, "", 0
+    for result in results:
+        at_start = result.error is not None and result.error[2] == result.lo
+        if not at_start and result.first_prev != prev:
             raise ChainError(
-                f"event seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
-                "an event was inserted, removed or reordered before it",
-                seq=seq,
+                f"event seq {result.lo}: prev_hash does not match the hash of seq "
+                f"{result.lo - 1}; an event was inserted, removed or reordered before it",
+                seq=result.lo,
             )
-        body = "".join(
-            (
-                '{"action":', quote(action), ',"actor":', actor, ',"decision":', decision,
-                ',"details":', details, ',"outcome":', quote(outcome), ',"prev_hash":',
-                quote(prev_hash), ',"resource":', resource, ',"seq":', str(seq),
-                ',"time":', quote(time), "}",
-            )
-        )  # fmt: skip
-        try:
-            digest = sha256(body.encode()).hexdigest()
-        except UnicodeEncodeError:
-            digest = ""
-        if digest != stored:
-            raise ChainError(f"event seq {seq}: stored hash does not match its content", seq=seq)
-        if time < last_time:
-            raise ChainError(f"event seq {seq}: time goes backwards", seq=seq)
-        if deep:
-            _check_deep(row)
-        frontier_append(sha256(leaf_prefix + fromhex(stored)).digest())
-        if seq == next_size:
-            tree.reached(seq)
-            next_size, frontier_append = tree.next_size, tree.frontier.append
-        prev, last_time, expected = stored, time, seq + 1
-    return expected - 1, prev
+        if not at_start and result.first_time < last_time:
+            raise ChainError(f"event seq {result.lo}: time goes backwards", seq=result.lo)
+        if result.error is not None:
+            kind, message, seq = result.error
+            raise _ERRORS.get(kind, AuditVerificationError)(message, seq=seq)
+        for size, nodes in result.segments:
+            tree.add(size, nodes)
+        prev, last_time, count = result.last_hash, result.last_time, count + result.count
+    return count, prev
 
 
 def _check_head(conn: Connection, count: int, last_hash: str) -> None:
-    """Step 4: the head row agrees; a longer head must be a concurrent append."""
-    head: Head = read_head(conn, lock=False)
-    if head.seq < count:
-        raise ChainError(
-            f"events after seq {head.seq} were written around the audit writer",
-            seq=head.seq + 1,
-        )
+    """Step 4: the head row agrees; anything past it links as a concurrent append."""
+    head = read_head(conn, lock=False)
+    following = conn.execute(
+        select(audit_events.c.prev_hash).where(audit_events.c.seq == count + 1)
+    ).scalar()
     if head.seq == count and head.hash != last_hash:
         raise ChainError(f"audit_head disagrees with event seq {count}", seq=count)
-    if head.seq > count:
-        following = conn.execute(
-            select(audit_events.c.prev_hash).where(audit_events.c.seq == count + 1)
-        ).scalar()
-        if following != last_hash:
-            raise ChainError(
-                f"audit_head records {head.seq} events but the log ends at seq {count}: "
-                f"events from seq {count + 1} were deleted",
-                seq=count + 1,
-            )
+    if head.seq == count and following is not None:
+        raise ChainError(
+            f"events after seq {count} were written around the audit writer", seq=count + 1
+        )
+    if head.seq > count and following != last_hash:
+        raise ChainError(
+            f"audit_head records {head.seq} events but the log ends at seq {count}: "
+            f"events from seq {count + 1} were deleted",
+            seq=count + 1,
+        )
+    if head.seq < count:
+        raise ChainError(f"audit_head went backwards to seq {head.seq}", seq=head.seq + 1)
+
+
+def _key(verifier: NoteVerifier | str) -> NoteVerifier:
+    return NoteVerifier.from_text(verifier) if isinstance(verifier, str) else verifier
 
 
 def verify_log(
@@ -282,17 +373,30 @@ def verify_log(
     origin: str | None = None,
     deep: bool = False,
 ) -> VerificationReport:
-    """Verify chain, tree and checkpoints; raise :class:`AuditVerificationError`.
+    """Verify chain, tree and checkpoints on one connection; raise on the first problem.
 
-    ``verifier`` is the log's verifier key (object or text). Run it in a
-    read transaction (on SQLite, ``sqlite_begin="DEFERRED"`` avoids holding the
-    write lock); events appended concurrently after the scan are not checked.
+    ``verifier`` is the log's verifier key (object or text). Run it in a read
+    transaction (on SQLite, ``sqlite_begin="DEFERRED"`` avoids holding the
+    write lock). Events appended after the start are not checked.
     """
-    key = NoteVerifier.from_text(verifier) if isinstance(verifier, str) else verifier
-    started = _time.perf_counter()
+    key, started = _key(verifier), _time.perf_counter()
     checkpoints = _open_checkpoints(conn, key, origin)
-    tree = _TreeCheck(checkpoints)
-    count, last_hash = _stream(conn, tree, deep=deep)
+    size = read_head(conn, lock=False).seq
+    boundaries = sorted({c.tree_size for c in checkpoints})
+    results = [scan_range(conn, 1, size, boundaries, deep=deep)] if size else []
+    return _finish(conn, checkpoints, results, started, workers=1)
+
+
+def _finish(
+    conn: Connection,
+    checkpoints: list[CheckpointBody],
+    results: list[RangeResult],
+    started: float,
+    *,
+    workers: int,
+) -> VerificationReport:
+    tree = _Tree(checkpoints)
+    count, last_hash = _join(results, tree)
     root = tree.finish(count)
     _check_head(conn, count, last_hash)
     return VerificationReport(
@@ -301,4 +405,57 @@ def verify_log(
         last_hash=last_hash,
         root_hash=root.hex(),
         seconds=_time.perf_counter() - started,
+        workers=workers,
     )
+
+
+def _worker(url: str, lo: int, hi: int, boundaries: list[int], deep: bool) -> RangeResult:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return scan_range(conn, lo, hi, boundaries, deep=deep)
+    finally:
+        engine.dispose()
+
+
+def verify_database(
+    url: str,
+    verifier: NoteVerifier | str,
+    *,
+    origin: str | None = None,
+    deep: bool = False,
+    workers: int | None = None,
+) -> VerificationReport:
+    """:func:`verify_log` for the database at ``url``, using ``workers`` processes.
+
+    Each worker streams one contiguous seq range; the parent joins the ranges'
+    links and subtrees in order, so the outcome (and the first bad seq) is the
+    same as a single scan. Defaults to one worker per CPU; small logs are
+    verified in-process.
+    """
+    key, started = _key(verifier), _time.perf_counter()
+    workers = max(1, workers or os.cpu_count() or 1)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            checkpoints = _open_checkpoints(conn, key, origin)
+            size = read_head(conn, lock=False).seq
+            boundaries = sorted({c.tree_size for c in checkpoints})
+            if workers == 1 or size < PARALLEL_THRESHOLD:
+                results = [scan_range(conn, 1, size, boundaries, deep=deep)] if size else []
+                return _finish(conn, checkpoints, results, started, workers=1)
+            results = _parallel(url, size, boundaries, deep, workers)
+            return _finish(conn, checkpoints, results, started, workers=workers)
+    finally:
+        engine.dispose()
+
+
+def _parallel(
+    url: str, size: int, boundaries: list[int], deep: bool, workers: int
+) -> list[RangeResult]:
+    step = -(-size // workers)
+    ranges = [(lo, min(size, lo + step - 1)) for lo in range(1, size + 1, step)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=len(ranges), mp_context=context) as pool:
+        futures = [pool.submit(_worker, url, lo, hi, boundaries, deep) for lo, hi in ranges]
+        return [f.result() for f in futures]
