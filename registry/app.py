@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        services.policy.start_watching()
+        services.start()
         try:
             yield
         finally:

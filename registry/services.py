@@ -6,7 +6,7 @@ Backends are chosen here and nowhere else; routes only ask for the service.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 
 from audit import AuditLog
 from policies import PolicyPoint
@@ -16,6 +16,11 @@ from registry.config import Settings
 from registry.db import Database, upgrade
 from registry.governance import Governor
 from registry.governance.governor import Clock, utc_now
+from registry.governance.policy_changes import watch_and_record
+
+# Staged uploads older than this were abandoned (a crash, a client gone);
+# younger ones may belong to an upload another instance is still receiving.
+STAGING_GRACE = timedelta(hours=6)
 
 
 @dataclass
@@ -28,13 +33,15 @@ class Services:
     governor: Governor
     authenticator: Authenticator
 
+    def start(self) -> None:
+        """Background work of a serving instance: policy watch, staging sweep."""
+        if self.settings.policy_watch:
+            watch_and_record(self.governor, self.policy)
+        self.blobs.sweep_staging(older_than=STAGING_GRACE)
+
     def close(self) -> None:
         self.policy.close()
         self.db.dispose()
-
-
-def default_policy_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "rego"
 
 
 def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
@@ -46,7 +53,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     blobs = FilesystemBlobStore(settings.blob_root)
     policy = PolicyPoint(
         kind=settings.policy_engine,
-        policy_dir=settings.policy_dir or default_policy_dir(),
+        policy_dir=settings.policy_dir,
         opa_url=settings.opa_url,
         timeout_ms=settings.policy_timeout_ms,
     )

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from registry.api import identities, repositories
+from registry.api import identities, policy, repositories
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(repositories.router)
 router.include_router(identities.router)
+router.include_router(policy.router)
 
 __all__ = ["router"]

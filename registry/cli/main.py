@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli import admin, repo, transfer
+from registry.cli import admin, policy, repo, transfer
 from registry.cli.client import CliError, api, friendly, out
 
 FIX_SETTINGS = "fix the option, the ARBITER_* variable or the ARBITER_CONFIG file"
@@ -29,8 +29,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(repo.app, name="repo")
 app.command()(transfer.push)
 app.command()(transfer.pull)
-# TODO(lead): mount `registry/cli/policy.py` here once it lands:
-#   from registry.cli import policy; app.add_typer(policy.app, name="policy")
+app.add_typer(policy.app, name="policy")
 
 
 @app.command()
