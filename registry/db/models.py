@@ -51,6 +51,8 @@ class Version(SQLModel, table=True):
     downloads: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     last_pulled_at: datetime | None = None
     provenance: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Format metadata the format's clients need (summary, requires-python, deprecation, ...).
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Blob(SQLModel, table=True):
@@ -73,6 +75,8 @@ class ArtifactFile(SQLModel, table=True):
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     media_type: str = "application/octet-stream"
     created_at: datetime = Field(default_factory=utcnow)
+    # Per-file format metadata (yanked reason, integrity, metadata-file digest, ...).
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Tag(SQLModel, table=True):
