@@ -194,11 +194,10 @@ def _teams(event: Event) -> list[str]:
     return [str(t) for t in teams] if isinstance(teams, list) else []
 
 
-def _ref(target: Mapping[str, Any], default: Lineage | None = None) -> str:
-    repo = target.get("repository") or (default.repository if default else "?")
-    name = target.get("name") or (default.name if default else "?")
-    version = target.get("version") or (default.version if default else "?")
-    return f"{repo}/{name}@{version}"
+def _ref(target: Mapping[str, Any], fallback: Mapping[str, Any]) -> str:
+    """``repo/name@version``; parts the target leaves out are this artifact's."""
+    parts = [target.get(k) or fallback.get(k) or "?" for k in ("repository", "name", "version")]
+    return f"{parts[0]}/{parts[1]}@{parts[2]}"
 
 
 def _kind(event: Event) -> str:
@@ -270,12 +269,14 @@ def _relations(event: Event, kind: str) -> list[Relation]:
                 )
             )
         if isinstance(details.get("source"), Mapping):
-            out.append(Relation("promoted-from", _ref(details["source"]), event.seq))
+            out.append(
+                Relation("promoted-from", _ref(details["source"], event.resource), event.seq)
+            )
     if kind == "analysed":
         out += [Relation("depends-on", p, event.seq) for p in _purls(_dict(details.get("sbom")))]
     if kind in ("promoted", "copied") and isinstance(details.get("target"), Mapping):
         label = "promoted-to" if kind == "promoted" else "copied-to"
-        out.append(Relation(label, _ref(details["target"]), event.seq))
+        out.append(Relation(label, _ref(details["target"], event.resource), event.seq))
     for key in ("derived_from", "base_image"):
         base = details.get(key) or provenance.get(key)
         if base:
