@@ -15,10 +15,12 @@ from registry.blobs.store import (
     InvalidDigest,
     StagedBlob,
     UploadRangeInvalid,
+    Uploads,
     expected_digest,
     format_digest,
     parse_digest,
 )
+from registry.blobs.uploads import FilesystemUploads
 
 __all__ = [
     "BlobError",
@@ -28,9 +30,11 @@ __all__ = [
     "BlobTooLarge",
     "DigestMismatch",
     "FilesystemBlobStore",
+    "FilesystemUploads",
     "InvalidDigest",
     "StagedBlob",
     "UploadRangeInvalid",
+    "Uploads",
     "expected_digest",
     "format_digest",
     "parse_digest",

@@ -22,9 +22,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from pathlib import Path
+
+from registry.blobs.store import BlobTooLarge
 
 WRITEBACK_EVERY = 8 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
@@ -100,3 +103,25 @@ def unlink_quietly(path: Path) -> bool:
         path.unlink()
         return True
     return False
+
+
+async def receive(
+    fd: int,
+    chunks: AsyncIterable[bytes],
+    hasher: hashlib._Hash,
+    writeback: Writeback,
+    max_size: int | None,
+) -> int:
+    """Hash and write every chunk inline (measured fastest, see above); return the size.
+
+    Raises :class:`BlobTooLarge` before writing the chunk that crosses ``max_size``.
+    """
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        if max_size is not None and writeback.written + len(chunk) > max_size:
+            raise BlobTooLarge(max_size)
+        hasher.update(chunk)
+        write_all(fd, chunk)
+        writeback.add(len(chunk))
+    return writeback.written

@@ -23,17 +23,17 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 
-from registry.blobs._io import Writeback, fsync_close, fsync_dir, unlink_quietly, write_all
+from registry.blobs._io import Writeback, fsync_close, fsync_dir, receive, unlink_quietly
 from registry.blobs.store import (
     PREFIX,
     BlobNotFound,
     BlobRef,
-    BlobTooLarge,
     DigestMismatch,
     StagedBlob,
     expected_digest,
     parse_digest,
 )
+from registry.blobs.uploads import FilesystemUploads
 
 READ_CHUNK = 1024 * 1024
 FILE_MODE = 0o644
@@ -51,6 +51,8 @@ class FilesystemBlobStore:
         self._staging = self.root / "staging"
         for directory in (self._blobs, self._staging):
             directory.mkdir(parents=True, exist_ok=True)
+        self._uploads = self.root / "uploads"
+        self.uploads = FilesystemUploads(self._uploads, self._staging)
 
     # -- staging -----------------------------------------------------------
 
@@ -165,19 +167,15 @@ class FilesystemBlobStore:
                     yield PREFIX + name
 
     def sweep_staging(self, older_than: timedelta) -> int:
-        """Remove staging files last written more than ``older_than`` ago."""
+        """Remove staged files and uploads last written more than ``older_than`` ago.
+
+        A staged blob lives for one request and an upload between two chunks,
+        so anything idle for long was abandoned (a killed server, a vanished client).
+        """
         if older_than < timedelta(0):
             raise ValueError("older_than must not be negative")
         cutoff = time.time() - older_than.total_seconds()
-        removed = 0
-        for entry in os.scandir(self._staging):
-            try:
-                stale = entry.is_file() and entry.stat().st_mtime < cutoff
-            except FileNotFoundError:
-                continue  # committed or discarded while we looked
-            if stale and unlink_quietly(Path(entry.path)):
-                removed += 1
-        return removed
+        return sum(_sweep(directory, cutoff) for directory in (self._staging, self._uploads))
 
     # -- paths ---------------------------------------------------------------
 
@@ -198,23 +196,13 @@ class FilesystemBlobStore:
         fsync_dir(self._blobs)
 
 
-async def receive(
-    fd: int,
-    chunks: AsyncIterable[bytes],
-    hasher: hashlib._Hash,
-    writeback: Writeback,
-    max_size: int | None,
-) -> int:
-    """Hash and write every chunk inline (measured fastest, see ``_io``); return the size.
-
-    Raises :class:`BlobTooLarge` before writing the chunk that crosses ``max_size``.
-    """
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        if max_size is not None and writeback.written + len(chunk) > max_size:
-            raise BlobTooLarge(max_size)
-        hasher.update(chunk)
-        write_all(fd, chunk)
-        writeback.add(len(chunk))
-    return writeback.written
+def _sweep(directory: Path, cutoff: float) -> int:
+    removed = 0
+    for entry in os.scandir(directory):
+        try:
+            stale = entry.is_file() and entry.stat().st_mtime < cutoff
+        except FileNotFoundError:
+            continue  # committed, finished or discarded while we looked
+        if stale and unlink_quietly(Path(entry.path)):
+            removed += 1
+    return removed

@@ -159,6 +159,46 @@ def expected_digest(value: str | None) -> str | None:
     return value
 
 
+class Uploads(Protocol):
+    """Resumable uploads: a blob sent in chunks whose digest is named at the end (OCI).
+
+    ``finish`` turns an upload into an ordinary :class:`StagedBlob`, which then
+    waits for the second decision like any other.
+    """
+
+    def start(self) -> str:
+        """Open an empty upload; returns its id."""
+        ...
+
+    def size(self, upload_id: str) -> int:
+        """Bytes received so far; raises :class:`BlobNotFound`."""
+        ...
+
+    async def append(
+        self,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        offset: int | None = None,
+        max_size: int | None = None,
+    ) -> int:
+        """Append a chunk (all or nothing) and return the new size.
+
+        Raises :class:`UploadRangeInvalid` when ``offset`` is not the current
+        size or another chunk is being written, :class:`BlobTooLarge` when the
+        upload would exceed ``max_size``.
+        """
+        ...
+
+    async def finish(self, upload_id: str, *, expected_sha256: str | None = None) -> StagedBlob:
+        """Close the upload into staging; :class:`DigestMismatch` removes it."""
+        ...
+
+    def cancel(self, upload_id: str) -> None:
+        """Forget an upload; a no-op when it is gone."""
+        ...
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Content-addressed blob storage with a staging area.
@@ -221,4 +261,9 @@ class BlobStore(Protocol):
 
     def sweep_staging(self, older_than: timedelta) -> int:
         """Remove staged bytes and uploads untouched for ``older_than``; returns the count."""
+        ...
+
+    @property
+    def uploads(self) -> Uploads:
+        """Chunked, resumable uploads into this store's staging area."""
         ...
