@@ -172,14 +172,14 @@ def report(servers: list[Candidate]) -> None:
             continue
         rows = [
             Row(
-                "PUT 1 GiB (median)",
+                f"PUT {SIZE / MiB:.0f} MiB (median)",
                 median(c.put_s),
                 median(anchor.put_s),
                 "s",
                 higher_is_better=False,
             ),
             Row(
-                "GET 1 GiB (median)",
+                f"GET {SIZE / MiB:.0f} MiB (median)",
                 median(c.get_s),
                 median(anchor.get_s),
                 "s",
