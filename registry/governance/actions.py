@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.inputs import TagChange
+
 PUSH = "push"
 PULL = "pull"
 DELETE = "delete"
@@ -47,6 +49,8 @@ class Action:
     ``artifact`` carries facts only the adapter knows (the size and digest of
     staged bytes, tags it wants to set); the governance layer adds what the
     database knows. ``details`` go into the audit event as they are.
+    ``tag`` is the tag a push or tag action points at ``resource.digest``
+    (and where it points now), so the policy can keep immutable tags still.
     """
 
     verb: str
@@ -54,6 +58,7 @@ class Action:
     stage: str = STAGE_REQUEST
     artifact: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    tag: TagChange | None = None
 
 
 @dataclass(frozen=True)

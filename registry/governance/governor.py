@@ -89,6 +89,17 @@ class Governor:
             raise
         return result
 
+    def permits(self, subject: Subject, action: Action, context: RequestContext) -> Decision:
+        """Decide ``action`` without recording or applying anything.
+
+        For narrowing credentials (which scopes a registry token may carry),
+        never for acting: every action is still decided, audited and applied
+        by :meth:`govern`. Raises NotFound for an unknown repository.
+        """
+        with self.db.reader() as session:
+            facts = gather(session, action)
+        return self.policy.decide(self._input(subject, action, context, facts))
+
     def record(
         self,
         subject: Subject,

@@ -45,6 +45,7 @@ def policy_input(
             client=context.client,
             stage=action.stage,
         ),
+        tag=action.tag,
     )
 
 
