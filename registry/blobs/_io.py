@@ -1,20 +1,22 @@
 """Low-level file helpers for the filesystem blob store (not public).
 
-Measured on the 2-core loopback machine (bare Starlette under granian, 1 GiB
-PUT through curl, hash + write + fsync, medians of 8-10 alternating runs):
+How a body is hashed and written was measured on the 2-core loopback machine:
+a bare Starlette app under granian, a 1 GiB PUT from curl, hash + write +
+fsync, medians of two runs of 10 and 8 alternating rounds (the disk is noisy;
+single runs vary by +-20%):
 
-- hashing and writing each received chunk inline on the event loop: 2.08 s;
+- hash + write each received chunk inline on the event loop: 2.08 s;
 - the same, asking the kernel to start writeback every 8 MiB
-  (``sync_file_range``) so the final fsync has little left to do: 1.91 s;
-- a worker thread behind a bounded queue doing hash + write: 2.02 s
-  (with early writeback; 2.18 s without);
-- a one-chunk pipeline through ``to_thread`` (hash + write of chunk N while
-  chunk N+1 is received): 2.19 s.
+  (``sync_file_range``) so the final fsync has little left: 1.95 s / 1.91 s;
+- hash + write in a worker thread behind a bounded queue: 2.18 s, or
+  2.07 s / 2.02 s with the early writeback;
+- a one-chunk pipeline through ``to_thread`` (hash + write chunk N while
+  chunk N+1 arrives), with early writeback: 2.19 s.
 
-granian reads the socket on its own Rust threads, so there is nothing for a
-worker thread to overlap with and its hand-offs cost more than they save;
-the store therefore hashes and writes inline, starts writeback early, and
-only the blocking fsync runs in a worker thread.
+granian reads the socket on its own Rust threads and hands Python ~400 KiB
+chunks, so a worker thread has little to overlap with and its hand-offs cost
+more than they save. The store therefore hashes and writes inline, starts
+writeback early, and runs only the blocking fsync in a worker thread.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from registry.blobs.store import BlobTooLarge
 
 WRITEBACK_EVERY = 8 * 1024 * 1024
+FILE_MODE = 0o644
 _SYNC_FILE_RANGE_WRITE = 2
 
 

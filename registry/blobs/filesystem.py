@@ -23,7 +23,7 @@ from typing import BinaryIO
 import anyio
 import anyio.to_thread
 
-from registry.blobs._io import Writeback, fsync_close, fsync_dir, receive, unlink_quietly
+from registry.blobs._io import FILE_MODE, Writeback, fsync_close, fsync_dir, receive, unlink_quietly
 from registry.blobs.store import (
     PREFIX,
     BlobNotFound,
@@ -36,7 +36,6 @@ from registry.blobs.store import (
 from registry.blobs.uploads import FilesystemUploads
 
 READ_CHUNK = 1024 * 1024
-FILE_MODE = 0o644
 _STAGING_ID = re.compile(r"[0-9a-f]{32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FAN = re.compile(r"[0-9a-f]{2}")

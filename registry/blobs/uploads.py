@@ -26,7 +26,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from registry.blobs._io import Writeback, receive, unlink_quietly
+from registry.blobs._io import FILE_MODE, Writeback, receive, unlink_quietly
 from registry.blobs.store import (
     PREFIX,
     BlobNotFound,
@@ -36,7 +36,6 @@ from registry.blobs.store import (
     expected_digest,
 )
 
-FILE_MODE = 0o644
 HASH_STATES_KEPT = 1024
 REHASH_CHUNK = 1024 * 1024
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
