@@ -9,7 +9,7 @@ What the registry calls (see ``docs/CONTRACTS.md``):
 * :func:`create_checkpoint` / :func:`checkpoint_job` and
   :func:`load_or_create_signing_key` for signed checkpoints;
 * :func:`prove_inclusion` / :func:`prove_consistency` for the proof endpoints;
-* :func:`verify_log`, :func:`export_events`, :func:`verify_export`,
+* :func:`verify_log` / :func:`verify_database`, :func:`export_events`, :func:`verify_export`,
   :func:`query_events`, :func:`build_lineage` for the CLI and API.
 
 Every error derives from :class:`AuditError`; every verification failure from
@@ -53,7 +53,7 @@ from audit.proofs import ConsistencyProof, InclusionProof, prove_consistency, pr
 from audit.query import EventFilter, query_events, render_csv, render_json
 from audit.schema import install_v1
 from audit.sqlite import sqlite_immediate
-from audit.verify import VerificationReport, verify_log
+from audit.verify import VerificationReport, verify_database, verify_log
 
 __all__ = [
     "GENESIS_HASH",
@@ -113,6 +113,7 @@ __all__ = [
     "scheduled_checkpoint",
     "sqlite_immediate",
     "utc_now",
+    "verify_database",
     "verify_export",
     "verify_log",
 ]

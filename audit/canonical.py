@@ -30,7 +30,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import json.encoder
 import re
+from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -57,14 +59,31 @@ def _checked_int(text: str) -> int:
     raise _NeedsReference(text)
 
 
-def _fast(value: object) -> tuple[str, Any]:
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+def _encoder() -> Callable[[object], str]:
+    """The C encoder with sorted keys and compact separators, built once.
+
+    ``json.dumps`` with keyword arguments builds a new encoder per call, which
+    costs more than encoding a small object.
+    """
+    python = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return python.encode
+    encode = make(None, python.default, encode_basestring, None, ":", ",", True, False, False)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode = _encoder()
+_decode = json.JSONDecoder(parse_float=_reject_float, parse_int=_checked_int).decode
+
+
+def _fast(value: object) -> tuple[str, Any]:
+    text = _encode(value)
     if not text.isascii() and _HIGH_CHARS.search(text):
         raise _NeedsReference("characters at or above U+D800")
-    parsed = json.loads(text, parse_float=_reject_float, parse_int=_checked_int)
-    return text, parsed
+    return text, _decode(text)
 
 
 def _reference(value: object) -> tuple[str, Any]:

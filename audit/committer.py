@@ -3,25 +3,46 @@
 With ``synchronous=FULL`` every SQLite commit waits for an fsync (~0.3 ms on
 the reference machine), which caps one-transaction-per-event writers near
 3,000 commits/s however fast the CPU is. :class:`GroupCommitter` runs the
-units of work that arrive while a commit is in flight in the *next* single
-transaction, each inside its own SAVEPOINT, and acknowledges every unit only
-after that transaction has committed. So:
+work that arrives while a commit is in flight in the *next* single
+transaction and acknowledges each caller only after that transaction has
+committed. So:
 
-* every acknowledged unit (and the audit events it appended) is durable;
-* a unit that raises rolls back its own savepoint only; its caller receives
+* every acknowledged unit (and every audit event it appended) is durable;
+* a unit that raises rolls back its own SAVEPOINT only; its caller receives
   the exception and the other units still commit;
-* if the COMMIT itself fails, every unit in the batch receives that error and
-  none of them took effect.
+* if the COMMIT itself fails, every caller in the batch receives that error
+  and none of the work took effect.
 
-Units run on the committer's thread, one at a time, and must only use the
-connection they are given. Keep them short: they hold the write lock. From
-asyncio, await ``asyncio.wrap_future(committer.submit(unit))``.
+Two kinds of work:
+
+* :meth:`GroupCommitter.submit` takes a unit ``work(conn) -> T``: a state
+  change plus its :meth:`AuditLog.append`, run on the committer's thread in
+  its own savepoint;
+* :meth:`GroupCommitter.append` takes a draft alone (a denied action, a policy
+  reload): consecutive drafts in a batch become one
+  :meth:`AuditLog.append_many`, the cheapest durable append there is.
+
+Batches form by themselves while a commit is in flight. When fewer callers
+are queued than in recent batches, the committer waits up to ``max_delay``
+(default 0.3 ms, about one fsync) for the rest, so that callers acknowledged
+together stay together instead of splitting into cohorts that each pay a
+commit. A lone caller never waits.
+
+The committer keeps one connection of its own. Units must only use the
+connection they are given and should be short: they hold the write lock.
+Encode drafts with :func:`audit.prepare` in the calling thread to keep that
+work off the committer. From asyncio, await
+``asyncio.wrap_future(committer.submit(unit))``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -29,29 +50,72 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from audit.chain import AuditLog, PreparedDraft, prepare
 from audit.errors import AuditError
+from audit.events import Event, EventDraft
 
 T = TypeVar("T")
-Unit = Callable[[Connection], T]
 
 
 @dataclass
-class _Pending:
+class _Unit:
     work: Callable[[Connection], Any]
     future: Future[Any]
 
 
+@dataclass
+class _Append:
+    draft: PreparedDraft
+    future: Future[Any]
+
+
+_Pending = _Unit | _Append
 _STOP = object()
+
+
+class _Savepoint:
+    """A SAVEPOINT on the DBAPI connection: ~2 µs instead of ~35 µs per statement
+    through SQLAlchemy's ``begin_nested`` (which a unit may still use inside)."""
+
+    _names = itertools.count()
+
+    def __init__(self, conn: Connection) -> None:
+        self._cursor = conn.connection.cursor()
+        self._name = f"audit_unit_{next(self._names)}"
+
+    def __enter__(self) -> _Savepoint:
+        self._cursor.execute(f"SAVEPOINT {self._name}")
+        return self
+
+    def __exit__(self, exc_type: object, *_rest: object) -> None:
+        try:
+            if exc_type is not None:
+                self._cursor.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
+            self._cursor.execute(f"RELEASE SAVEPOINT {self._name}")
+        finally:
+            self._cursor.close()
 
 
 class GroupCommitter:
     """A writer thread that batches units of work into shared transactions."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 512, name: str = "audit-commit"):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        log: AuditLog | None = None,
+        max_batch: int = 512,
+        max_delay: float = 0.0003,
+        name: str = "audit-commit",
+    ) -> None:
         if max_batch < 1:
             raise AuditError("max_batch must be at least 1")
         self._engine = engine
+        self._log = log or AuditLog()
         self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._recent: deque[int] = deque([1], maxlen=16)
+        self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
@@ -60,13 +124,23 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, work: Callable[[Connection], T]) -> Future[T]:
-        """Queue ``work``; the future resolves after its transaction commits."""
-        future: Future[T] = Future()
+    def _put(self, item: _Pending) -> None:
         with self._lock:
             if self._closed:
                 raise AuditError("the group committer is closed")
-            self._queue.put(_Pending(work, future))
+            self._queue.put(item)
+
+    def submit(self, work: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``work``; the future resolves after its transaction commits."""
+        future: Future[T] = Future()
+        self._put(_Unit(work, future))
+        return future
+
+    def append(self, draft: EventDraft | PreparedDraft) -> Future[Event]:
+        """Queue one event on its own; resolves to the sealed event once durable."""
+        prepared = draft if isinstance(draft, PreparedDraft) else prepare(draft)
+        future: Future[Event] = Future()
+        self._put(_Append(prepared, future))
         return future
 
     def run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
@@ -74,7 +148,7 @@ class GroupCommitter:
         return self.submit(work).result(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish the queued units, then stop the thread."""
+        """Finish the queued work, then stop the thread."""
         with self._lock:
             if self._closed:
                 return
@@ -90,29 +164,58 @@ class GroupCommitter:
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit([p for p in batch if isinstance(p, _Pending)])
+        try:
+            while not stopping:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch, stopping = self._gather(first)
+                self._commit([p for p in batch if isinstance(p, _Unit | _Append)])
+        finally:
+            self._discard_connection()
+
+    def _gather(self, first: object) -> tuple[list[object], bool]:
+        """Take what is queued; True when asked to stop.
+
+        When fewer callers are waiting than recently, wait up to ``max_delay``
+        for the rest: callers acknowledged together come back together, and
+        without the wait they split into cohorts that each pay a commit.
+        """
+        batch = [first]
+        expected = min(self._max_batch, max(self._recent))
+        deadline = time.monotonic() + self._max_delay
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.monotonic() if len(batch) < expected else 0.0
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        self._recent.append(len(batch))
+        return batch, False
+
+    def _connection(self) -> Connection:
+        """The committer's own connection, kept between batches (no pool round trip)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engine.connect()
+        return self._conn
 
     def _commit(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if p.future.set_running_or_notify_cancel()]
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._engine.begin() as conn:
-                outcomes = [self._apply(conn, p) for p in live]
+            conn = self._connection()
+            with conn.begin():
+                for group in _runs(live):
+                    outcomes += self._apply(conn, group)
         except BaseException as exc:  # the COMMIT failed: nothing took effect
+            self._discard_connection()
             for pending in live:
                 pending.future.set_exception(exc)
             if not isinstance(exc, Exception):
@@ -126,10 +229,30 @@ class GroupCommitter:
             else:
                 pending.future.set_exception(value)
 
-    @staticmethod
-    def _apply(conn: Connection, pending: _Pending) -> tuple[bool, Any]:
+    def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection may fail to close
+                conn.close()
+
+    def _apply(self, conn: Connection, group: list[_Pending]) -> list[tuple[bool, Any]]:
+        head = group[0]
         try:
-            with conn.begin_nested():
-                return True, pending.work(conn)
+            with _Savepoint(conn):
+                if isinstance(head, _Unit):
+                    return [(True, head.work(conn))]
+                drafts = [p.draft for p in group if isinstance(p, _Append)]
+                return [(True, e) for e in self._log.append_many(conn, drafts)]
         except Exception as exc:
-            return False, exc
+            return [(False, exc)] * len(group)
+
+
+def _runs(items: list[_Pending]) -> list[list[_Pending]]:
+    """Consecutive drafts form one group; every unit is a group of its own."""
+    groups: list[list[_Pending]] = []
+    for item in items:
+        if isinstance(item, _Append) and groups and isinstance(groups[-1][0], _Append):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups

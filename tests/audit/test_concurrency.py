@@ -149,3 +149,27 @@ def test_sqlite_deferred_writer_fails_instead_of_forking(sqlite_engine: Engine) 
                 log.append(a, draft(2))
     assert stale.seq == 0
     assert [e.seq for e in _all_events(sqlite_engine)] == [1]
+
+
+def test_group_committed_appends_and_units_mix(engine: Engine, signer: NoteSigner) -> None:
+    log = AuditLog()
+    acked: list[Event] = []
+    lock = threading.Lock()
+    with GroupCommitter(engine, log=log) as committer:
+
+        def work(worker: int) -> None:
+            for k in range(40):
+                i = worker * 100 + k
+                if k % 3:
+                    event = committer.append(draft(i)).result(timeout=120)
+                else:
+                    event = committer.run(lambda conn, i=i: log.append(conn, draft(i)), 120)
+                with lock:
+                    acked.append(event)
+
+        _run_threads(8, work)
+    events = _assert_one_chain(engine, signer, 320)
+    assert sorted(acked, key=lambda e: e.seq) == events
+    for worker in range(8):  # each caller's events keep their order in the chain
+        mine = [e.details["n"] for e in events if e.details["n"] // 100 == worker]
+        assert mine == sorted(mine)
