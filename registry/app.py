@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from registry import api
 from registry.config import Settings
-from registry.formats import generic
+from registry.formats import generic, oci
 from registry.services import Services, build_services
 from registry.web import errors
 from registry.web.middleware import RequestContextMiddleware
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(RequestContextMiddleware)
     app.include_router(api.router)
     app.include_router(generic.router)
+    app.include_router(oci.router)
     _add_health(app, services)
     return app
 

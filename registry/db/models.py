@@ -146,3 +146,7 @@ class RoleBinding(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     team_id: int | None = Field(default=None, foreign_key="teams.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# The OCI tables, registered on the same metadata wherever the models are imported.
+import registry.db.oci_models  # noqa: E402, F401

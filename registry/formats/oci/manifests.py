@@ -1,0 +1,258 @@
+"""Manifests: GET and HEAD (pull), PUT (push, then tag), DELETE (delete or untag).
+
+A manifest PUT is decided twice, as every push: at stage ``request`` before
+the body is read, and at stage ``content`` once the body is parsed and every
+blob and child manifest it references is known to be in the image (else
+MANIFEST_BLOB_UNKNOWN and nothing is stored). A PUT by tag then moves the tag
+as its own governed ``tag`` action, so tags and re-tags are events of their
+own in the audit log and in lineage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlmodel import Session
+from starlette.responses import Response
+
+from policies.inputs import TagChange
+from registry.db.oci_models import OciManifest
+from registry.formats.oci import digests, records
+from registry.formats.oci.call import Call
+from registry.formats.oci.errors import OciError, manifest_unknown
+from registry.formats.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse
+from registry.formats.oci.names import is_tag
+from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action
+
+
+def _reference(call: Call) -> str:
+    """The tag or digest of the request; a malformed one can name no manifest."""
+    reference = call.target.arg
+    if digests.is_digest(reference):
+        return digests.parse(reference)
+    if not is_tag(reference):
+        raise OciError(
+            "MANIFEST_INVALID",
+            f"{reference!r} is neither a tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}) nor a digest",
+        )
+    return reference
+
+
+def _headers(row: OciManifest) -> dict[str, str]:
+    headers = {
+        "Content-Type": row.media_type,
+        "Docker-Content-Digest": row.digest,
+        "Content-Length": str(row.size),
+        "ETag": f'"{row.digest}"',
+    }
+    if row.subject_digest:
+        headers["OCI-Subject"] = row.subject_digest
+    return headers
+
+
+async def get(call: Call) -> Response:
+    return await _pull(call, head=False)
+
+
+async def head(call: Call) -> Response:
+    return await _pull(call, head=True)
+
+
+async def _pull(call: Call, *, head: bool) -> Response:
+    reference = _reference(call)
+    target = call.target
+
+    def lookup(session: Session) -> OciManifest | None:
+        repo = records.oci_repository(session, target.repository)
+        return records.resolve(session, records.repository_id(repo), target.image, reference)
+
+    row = await call.read(lookup)
+    digest = row.digest if row is not None else None
+    details: dict[str, Any] = {"reference": reference}
+    if head:
+        details["head"] = True
+
+    def apply(session: Session) -> None:
+        if row is None:
+            raise manifest_unknown(reference)
+        if not head:
+            records.count_download(session, row.version_id)
+
+    action = Action(
+        verb=PULL, resource=call.resource(version=digest, digest=digest), details=details
+    )
+    await call.govern(action, apply)
+    assert row is not None
+    if head:
+        return Response(status_code=200, headers=_headers(row))
+    body = call.services.blobs.path_of(row.storage_digest).read_bytes()
+    return Response(content=body, status_code=200, headers=_headers(row))
+
+
+async def _body(call: Call) -> bytes:
+    """The request body, refused as soon as it passes the 4 MiB manifest limit."""
+    declared = call.request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_MANIFEST_SIZE:
+        raise _too_large()
+    received = bytearray()
+    async for chunk in call.request.stream():
+        received += chunk
+        if len(received) > MAX_MANIFEST_SIZE:
+            raise _too_large()
+    return bytes(received)
+
+
+def _too_large() -> OciError:
+    return OciError(
+        "MANIFEST_INVALID",
+        f"manifest invalid: larger than {MAX_MANIFEST_SIZE} bytes (4 MiB), the limit the "
+        "distribution spec lets registries set; split it or move data into blobs",
+        status=413,
+    )
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def put(call: Call) -> Response:
+    reference = _reference(call)
+    target = call.target
+    tag = None if digests.is_digest(reference) else reference
+    await call.govern(Action(verb=PUSH, resource=call.resource(), details={"reference": reference}))
+    body = await _body(call)
+    algorithm = digests.algorithm_of(reference) if tag is None else digests.SHA256
+    digest = digests.compute(body, algorithm)
+    if tag is None and digest != reference:
+        raise OciError(
+            "DIGEST_INVALID",
+            f"the manifest hashes to {digest}, not {reference}; push it by its own digest",
+            detail={"expected": reference, "actual": digest},
+        )
+    manifest = parse(body, call.request.headers.get("content-type"))
+    facts = await call.read(lambda session: _pre_push(session, call, manifest, digest, tag))
+    repo_id, current, source = facts
+
+    staged = await call.services.blobs.stage(_one_chunk(body))
+    details: dict[str, Any] = {
+        "reference": reference,
+        "media_type": manifest.media_type,
+        "size": len(body),
+        **_lineage(manifest),
+    }
+    if source is not None:
+        details["source"] = source
+    action = Action(
+        verb=PUSH,
+        resource=call.resource(version=digest, digest=digest),
+        stage=STAGE_CONTENT,
+        artifact={"size": manifest.content_size(len(body))},
+        details=details,
+        tag=TagChange(tag, current) if tag is not None else None,
+    )
+
+    def apply(session: Session) -> None:
+        ref = call.services.blobs.commit(staged)
+        records.ensure_blob(session, ref, manifest.media_type)
+        repository = records.oci_repository(session, target.repository)
+        records.store_manifest(
+            session, repository, target.image, digest, ref, manifest, created_by=call.subject.id
+        )
+
+    try:
+        await call.govern(action, apply)
+    finally:
+        call.services.blobs.discard(staged)
+    if tag is not None and current != digest:
+        await _move_tag(call, repo_id, tag, digest, current)
+    headers = {"Location": call.location("manifests", digest), "Docker-Content-Digest": digest}
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = manifest.subject.digest
+    return Response(status_code=201, headers=headers)
+
+
+def _pre_push(
+    session: Session, call: Call, manifest: Manifest, digest: str, tag: str | None
+) -> tuple[int, str | None, dict[str, Any] | None]:
+    """Guard clauses before the content decision: every reference must be in the image."""
+    target = call.target
+    repo_id = records.repository_id(records.oci_repository(session, target.repository))
+    missing = records.missing_references(session, repo_id, target.image, manifest)
+    if missing:
+        names = ", ".join(f"{m.kind} {m.digest}" for m in missing)
+        raise OciError(
+            "MANIFEST_BLOB_UNKNOWN",
+            f"the manifest references {names}, not in {target.name}; push (or mount) them "
+            "first, then the manifest",
+            detail=[{"digest": m.digest, "kind": m.kind} for m in missing],
+        )
+    current = records.tag_digest(session, repo_id, target.image, tag) if tag else None
+    return repo_id, current, records.copies_of(session, digest, repo_id, target.image)
+
+
+def _lineage(manifest: Manifest) -> dict[str, Any]:
+    """What the manifest links to, for the audit event (and so for lineage)."""
+    links: dict[str, Any] = {}
+    if manifest.config is not None:
+        links["config"] = manifest.config.digest
+    if manifest.layers:
+        links["layers"] = [layer.digest for layer in manifest.layers]
+    if manifest.manifests:
+        links["manifests"] = [child.digest for child in manifest.manifests]
+    if manifest.subject is not None:
+        links["subject"] = manifest.subject.digest
+    if manifest.referrer_type():
+        links["artifact_type"] = manifest.referrer_type()
+    return links
+
+
+async def _move_tag(call: Call, repo_id: int, tag: str, digest: str, current: str | None) -> None:
+    details: dict[str, Any] = {"tag": tag}
+    if current is not None:
+        details["previous_digest"] = current
+    action = Action(
+        verb=TAG,
+        resource=call.resource(version=digest, digest=digest),
+        details=details,
+        tag=TagChange(tag, current),
+    )
+
+    def apply(session: Session) -> None:
+        records.set_tag(session, repo_id, call.target.image, tag, digest)
+
+    await call.govern(action, apply)
+
+
+async def delete(call: Call) -> Response:
+    """By digest: delete the manifest (and its tags). By tag: remove only the tag."""
+    reference = _reference(call)
+    target = call.target
+
+    def lookup(session: Session) -> tuple[int, str | None]:
+        repo_id = records.repository_id(records.oci_repository(session, target.repository))
+        if digests.is_digest(reference):
+            return repo_id, reference
+        return repo_id, records.tag_digest(session, repo_id, target.image, reference)
+
+    repo_id, digest = await call.read(lookup)
+    if digests.is_digest(reference):
+        action = Action(verb=DELETE, resource=call.resource(version=digest, digest=digest))
+
+        def remove(session: Session) -> None:
+            records.delete_manifest(session, repo_id, target.image, reference)
+
+        await call.govern(action, remove)
+    else:
+        action = Action(
+            verb=DELETE,
+            resource=call.resource(version=digest, digest=digest),
+            details={"tag": reference, "reason": "tag removed; the manifest stays"},
+            tag=TagChange(reference, digest),
+        )
+
+        def untag(session: Session) -> None:
+            records.delete_tag(session, repo_id, target.image, reference)
+
+        await call.govern(action, untag)
+    return Response(status_code=202)
