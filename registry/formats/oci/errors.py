@@ -126,4 +126,5 @@ def render(error: OciError, extra_headers: Mapping[str, str] | None = None) -> J
     if error.detail is not None:
         entry["detail"] = error.detail
     headers = {**error.headers, **(extra_headers or {})}
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
     return JSONResponse({"errors": [entry]}, status_code=error.status, headers=headers)

@@ -119,20 +119,21 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 async def put(call: Call) -> Response:
     reference = _reference(call)
     target = call.target
-    tag = None if digests.is_digest(reference) else reference
+    by_digest = digests.is_digest(reference)
+    new_tags = _tag_params(call) if by_digest else [reference]
     await call.govern(Action(verb=PUSH, resource=call.resource(), details={"reference": reference}))
     body = await _body(call)
-    algorithm = digests.algorithm_of(reference) if tag is None else digests.SHA256
+    algorithm = digests.algorithm_of(reference) if by_digest else digests.SHA256
     digest = digests.compute(body, algorithm)
-    if tag is None and digest != reference:
+    if by_digest and digest != reference:
         raise OciError(
             "DIGEST_INVALID",
             f"the manifest hashes to {digest}, not {reference}; push it by its own digest",
             detail={"expected": reference, "actual": digest},
         )
     manifest = parse(body, call.request.headers.get("content-type"))
-    facts = await call.read(lambda session: _pre_push(session, call, manifest, digest, tag))
-    repo_id, current, source = facts
+    facts = await call.read(lambda session: _pre_push(session, call, manifest, digest, new_tags))
+    repo_id, currents, source = facts
 
     staged = await call.services.blobs.stage(_one_chunk(body))
     details: dict[str, Any] = {
@@ -149,7 +150,7 @@ async def put(call: Call) -> Response:
         stage=STAGE_CONTENT,
         artifact={"size": manifest.content_size(len(body))},
         details=details,
-        tag=TagChange(tag, current) if tag is not None else None,
+        tag=TagChange(new_tags[0], currents[new_tags[0]]) if new_tags else None,
     )
 
     def apply(session: Session) -> None:
@@ -164,17 +165,29 @@ async def put(call: Call) -> Response:
         await call.govern(action, apply)
     finally:
         call.services.blobs.discard(staged)
-    if tag is not None and current != digest:
-        await _move_tag(call, repo_id, tag, digest, current)
+    for tag in new_tags:
+        if currents[tag] != digest:
+            await _move_tag(call, repo_id, tag, digest, currents[tag])
     headers = {"Location": call.location("manifests", digest), "Docker-Content-Digest": digest}
+    if by_digest and new_tags:
+        headers["OCI-Tag"] = ", ".join(new_tags)
     if manifest.subject is not None:
         headers["OCI-Subject"] = manifest.subject.digest
     return Response(status_code=201, headers=headers)
 
 
+def _tag_params(call: Call) -> list[str]:
+    """``?tag=`` parameters of a push by digest: tags to set in the same request."""
+    found = list(dict.fromkeys(call.request.query_params.getlist("tag")))
+    for tag in found:
+        if not is_tag(tag):
+            raise OciError("MANIFEST_INVALID", f"tag parameter {tag!r} is not a valid tag")
+    return found
+
+
 def _pre_push(
-    session: Session, call: Call, manifest: Manifest, digest: str, tag: str | None
-) -> tuple[int, str | None, dict[str, Any] | None]:
+    session: Session, call: Call, manifest: Manifest, digest: str, new_tags: list[str]
+) -> tuple[int, dict[str, str | None], dict[str, Any] | None]:
     """Guard clauses before the content decision: every reference must be in the image."""
     target = call.target
     repo_id = records.repository_id(records.oci_repository(session, target.repository))
@@ -187,8 +200,8 @@ def _pre_push(
             "first, then the manifest",
             detail=[{"digest": m.digest, "kind": m.kind} for m in missing],
         )
-    current = records.tag_digest(session, repo_id, target.image, tag) if tag else None
-    return repo_id, current, records.copies_of(session, digest, repo_id, target.image)
+    currents = {tag: records.tag_digest(session, repo_id, target.image, tag) for tag in new_tags}
+    return repo_id, currents, records.copies_of(session, digest, repo_id, target.image)
 
 
 def _lineage(manifest: Manifest) -> dict[str, Any]:
