@@ -12,6 +12,13 @@ export GOBIN="$BIN"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 
 OPA_VERSION="v1.22.3"
+CRANE_VERSION="v0.22.1"
+ORAS_VERSION="v1.3.6"
+HELM_VERSION="v3.22.0"
+# The OCI distribution conformance suite has no tags; this is the pseudo-version
+# the Go module proxy serves for its main branch (built with `go test -c`).
+OCI_CONFORMANCE_MODULE="github.com/opencontainers/distribution-spec/conformance"
+OCI_CONFORMANCE_VERSION="v0.0.0-20260831232431-97274622c111"
 REGAL_MODULE="github.com/open-policy-agent/regal"
 REGAL_FALLBACK_MODULE="github.com/StyraInc/regal"
 REGAL_VERSION="latest"
@@ -44,6 +51,30 @@ go_tool() { # name module version: build once, rebuild when the version differs
 }
 
 go_tool opa github.com/open-policy-agent/opa "$OPA_VERSION"
+
+# OCI clients the registry's tests drive (skopeo and umoci come from Debian above).
+go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
+go_tool oras oras.land/oras/cmd/oras "$ORAS_VERSION"
+go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+
+oci_conformance() { # the suite is a test package: compile it into a binary once per version
+  local binary="$BIN/oci-conformance.test" stamp="$BIN/.oci-conformance.version" work
+  if [ -x "$binary" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$OCI_CONFORMANCE_VERSION" ]; then
+    return 0
+  fi
+  log "go test -c $OCI_CONFORMANCE_MODULE@$OCI_CONFORMANCE_VERSION"
+  work="$(mktemp -d)"
+  if ! (cd "$work" &&
+    go mod init arbiter.local/oci-conformance >/dev/null 2>&1 &&
+    go get "$OCI_CONFORMANCE_MODULE@$OCI_CONFORMANCE_VERSION" &&
+    go test -c -o "$binary" "$OCI_CONFORMANCE_MODULE"); then
+    rm -rf "$work"
+    return 1
+  fi
+  rm -rf "$work"
+  echo "$OCI_CONFORMANCE_VERSION" >"$stamp"
+}
+oci_conformance
 
 # Regal is optional: the Go module proxy this workplace reaches has answered
 # "403 Forbidden / This module version is not available" for both of its
