@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from audit import AuditLog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from audit import AuditLog, NoteSigner, checkpoint_job, load_or_create_signing_key
 from policies import PolicyPoint
 from registry.auth import Authenticator
 from registry.blobs import BlobStore, FilesystemBlobStore
@@ -32,14 +34,30 @@ class Services:
     audit: AuditLog
     governor: Governor
     authenticator: Authenticator
+    signer: NoteSigner
+    scheduler: BackgroundScheduler | None = None
 
     def start(self) -> None:
-        """Background work of a serving instance: policy watch, staging sweep."""
+        """Background work of a serving instance: policy watch, staging sweep, checkpoints."""
         if self.settings.policy_watch:
             watch_and_record(self.governor, self.policy)
         self.blobs.sweep_staging(older_than=STAGING_GRACE)
+        if self.settings.checkpoint_interval_s > 0:
+            self.scheduler = BackgroundScheduler(timezone="UTC")
+            self.scheduler.add_job(
+                checkpoint_job(self.db.write_engine, self.signer),
+                "interval",
+                seconds=self.settings.checkpoint_interval_s,
+                id="audit-checkpoint",
+                coalesce=True,
+                max_instances=1,
+            )
+            self.scheduler.start()
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
         self.policy.close()
         self.db.dispose()
 
@@ -67,4 +85,5 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         audit=audit_log,
         governor=governor,
         authenticator=Authenticator(db),
+        signer=load_or_create_signing_key(settings.audit_key_path or settings.data / "audit.key"),
     )

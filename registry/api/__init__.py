@@ -2,11 +2,13 @@
 
 from fastapi import APIRouter
 
-from registry.api import identities, policy, repositories
+from registry.api import audit, identities, lineage, policy, repositories
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(repositories.router)
 router.include_router(identities.router)
 router.include_router(policy.router)
+router.include_router(audit.router)
+router.include_router(lineage.router)
 
 __all__ = ["router"]

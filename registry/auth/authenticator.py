@@ -11,7 +11,7 @@ import base64
 import binascii
 from datetime import UTC, datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from registry.auth.subject import ANONYMOUS, Subject
 from registry.auth.tokens import hash_token
@@ -47,7 +47,7 @@ def roles_of(session: Session, user: User) -> tuple[tuple[str, ...], tuple[str, 
     """The user's roles (own and via teams) in policy notation, and team names."""
     teams = session.exec(
         select(Team)
-        .join(TeamMember, TeamMember.team_id == Team.id)
+        .join(TeamMember, col(TeamMember.team_id) == col(Team.id))
         .where(TeamMember.user_id == user.id)
     ).all()
     team_ids = [t.id for t in teams]

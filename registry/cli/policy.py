@@ -119,17 +119,25 @@ def diff(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Audit events as JSON Lines."),
     ] = None,
-    last: Annotated[int | None, typer.Option(min=1, help="Replay only the last N.")] = None,
+    last: Annotated[int, typer.Option(min=1, help="Replay only the last N.")] = 1000,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Read decisions from this registry's audit log."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Replay recorded decisions against CANDIDATE and report what would change."""
-    if events is None:
-        raise fail(
-            "no recorded decisions to replay",
-            "pass --events FILE with audit events as JSON Lines (one event per line)",
-        )
+    """Replay the last N recorded decisions against CANDIDATE and report what would change.
+
+    Decisions come from the registry's own audit log (``--data`` or
+    ``ARBITER_DATA``), or from ``--events FILE`` (an audit export or event dump).
+    """
     try:
-        records = read_recorded(events, last)
+        if events is not None:
+            records = read_recorded(events, last)
+        else:
+            from registry.cli.audit import recorded_decisions
+
+            records = recorded_decisions(data, last)
     except PolicyError as error:
         raise fail(error.diagnostics()) from error
     engine = _engine("embedded", candidate, None)

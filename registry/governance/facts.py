@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
 from registry.errors import NotFound
@@ -34,7 +34,7 @@ def find_version(
 ) -> Version | None:
     return session.exec(
         select(Version)
-        .join(Package, Version.package_id == Package.id)
+        .join(Package, col(Version.package_id) == col(Package.id))
         .where(
             Package.repository_id == repository.id,
             Package.name == name,

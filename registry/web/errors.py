@@ -6,6 +6,8 @@ their routers; this is the default for the management API and generic files.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,9 +24,10 @@ def error_response(error: ArbiterError) -> JSONResponse:
         # An anonymous subject denied by policy is asked to authenticate.
         status, code = 401, "UNAUTHORIZED"
         headers["WWW-Authenticate"] = REALM
-    body = {"error": {"code": code, "message": error.message}}
+    detail: dict[str, Any] = {"code": code, "message": error.message}
     if isinstance(error, PolicyDenied):
-        body["error"]["reasons"] = list(error.reasons)  # type: ignore[index]
+        detail["reasons"] = list(error.reasons)
+    body = {"error": detail}
     return JSONResponse(body, status_code=status, headers=headers)
 
 

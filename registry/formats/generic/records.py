@@ -179,7 +179,7 @@ def delete_version(session: Session, repository: str, package_name: str, version
 
 def _delete_version_rows(session: Session, version: Version) -> None:
     for model in (Label, Tag):
-        for row in session.exec(select(model).where(model.version_id == version.id)):  # type: ignore[attr-defined]
+        for row in session.exec(select(model).where(model.version_id == version.id)):
             session.delete(row)
     package_id = version.package_id
     session.delete(version)
