@@ -6,15 +6,17 @@ without it a random token is printed once. Either way only its hash is stored.
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from registry.auth.subject import Subject
+from registry.auth.subject import SYSTEM
 from registry.auth.tokens import hash_token, new_token
+from registry.config import Settings
 from registry.db.models import ApiToken, RoleBinding, User
 from registry.governance import Governor
-
-SYSTEM = Subject(id="system", kind="robot", roles=("admin",))
 
 
 def ensure_admin(governor: Governor, bootstrap_token: str | None) -> str | None:
@@ -43,3 +45,32 @@ def ensure_admin(governor: Governor, bootstrap_token: str | None) -> str | None:
     except IntegrityError:
         return None  # another instance bootstrapped the same database first
     return None if bootstrap_token else token
+
+
+# Settings that are secret or that only say where this instance listens.
+UNRECORDED_SETTINGS = frozenset({"bootstrap_token", "host", "port", "log_level"})
+
+
+def record_configuration(governor: Governor, settings: Settings) -> None:
+    """Audit the configuration an instance starts with, when it differs from the last one.
+
+    A changed policy engine, database or upload limit is a change an auditor
+    must be able to see; an unchanged restart adds nothing to the log.
+    """
+    config = settings.model_dump(mode="json", exclude=set(UNRECORDED_SETTINGS))
+    with governor.db.reader() as session:
+        last = (
+            session.connection()
+            .execute(
+                text(
+                    "SELECT details FROM audit_events WHERE action = 'config.load' "
+                    "ORDER BY seq DESC LIMIT 1"
+                )
+            )
+            .scalar()
+        )
+    if last is not None and json.loads(last).get("settings") == config:
+        return
+    governor.record(
+        SYSTEM, "config.load", {"instance": "arbiter"}, lambda _s: None, {"settings": config}
+    )

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.panel import Panel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.bootstrap import ensure_admin
+from registry.bootstrap import ensure_admin, record_configuration
 from registry.config import Settings
 from registry.logging import configure
 from registry.services import build_services
@@ -75,7 +75,9 @@ def prepare(settings: Settings) -> str | None:
     """Migrate and bootstrap once, before any worker starts; the new admin token, if any."""
     services = build_services(settings)
     try:
-        return ensure_admin(services.governor, settings.bootstrap_token)
+        token = ensure_admin(services.governor, settings.bootstrap_token)
+        record_configuration(services.governor, settings)
+        return token
     finally:
         services.close()
 

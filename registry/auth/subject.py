@@ -44,3 +44,5 @@ class Subject:
 
 
 ANONYMOUS = Subject(id="anonymous", kind="anonymous")
+# The registry itself, for changes no person asked for (bootstrap, file-watch reloads).
+SYSTEM = Subject(id="system", kind="robot", roles=("admin",))

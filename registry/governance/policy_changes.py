@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from policies import PolicyLoadError, PolicyPoint
-from registry.auth.subject import Subject
+from registry.auth.subject import SYSTEM, Subject
 from registry.governance.governor import Governor
-
-SYSTEM = Subject(id="system", kind="robot", roles=("admin",))
 
 
 def record_reload(
