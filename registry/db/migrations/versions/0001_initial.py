@@ -7,6 +7,7 @@ Create Date: 2026-11-28
 
 import sqlalchemy as sa
 from alembic import op
+
 from audit.schema import install_v1 as install_audit_v1
 
 revision = "0001"
