@@ -15,8 +15,10 @@ statements.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -109,6 +111,16 @@ def select_head(conn: Connection, *, lock: bool) -> tuple[Any, ...] | None:
     return None if found is None else tuple(found)
 
 
+def _pipeline(conn: Connection) -> contextlib.AbstractContextManager[Any]:
+    """psycopg 3's pipeline mode: the INSERT and the head UPDATE travel in one
+    round trip (a quarter of an append's latency on PostgreSQL)."""
+    dbapi: Any = conn.connection.dbapi_connection
+    pipeline = getattr(dbapi, "pipeline", None)
+    return (
+        pipeline() if conn.dialect.name == "postgresql" and pipeline else contextlib.nullcontext()
+    )
+
+
 def write_events(conn: Connection, rows: Sequence[dict[str, Any]], head: dict[str, Any]) -> None:
     """Insert event rows and move the head, in the caller's transaction."""
     style = _style(conn)
@@ -118,14 +130,55 @@ def write_events(conn: Connection, rows: Sequence[dict[str, Any]], head: dict[st
         return
     insert_sql, update_sql = _sql(_INSERT_EVENT, style), _sql(_UPDATE_HEAD, style)
     cursor = conn.connection.cursor()
-    sql = insert_sql
     try:
-        if len(rows) == 1:
-            cursor.execute(insert_sql, rows[0])
-        else:
-            cursor.executemany(insert_sql, rows)
-        sql = update_sql
-        cursor.execute(update_sql, head)
+        with _pipeline(conn):
+            if len(rows) == 1:
+                cursor.execute(insert_sql, rows[0])
+            else:
+                cursor.executemany(insert_sql, rows)
+            cursor.execute(update_sql, head)
+    except Exception as exc:
+        _raise_wrapped(conn, f"{insert_sql}; {update_sql}", exc)
+        raise
+    finally:
+        cursor.close()
+
+
+_SCAN = (
+    "SELECT seq, time, actor, action, resource, decision, outcome, details, prev_hash, hash "
+    "FROM audit_events WHERE seq >= :lo AND seq <= :hi ORDER BY seq"
+)
+_cursor_names = itertools.count()
+
+
+def stream_events(conn: Connection, lo: int, hi: int, batch: int) -> Iterator[tuple[Any, ...]]:
+    """Rows of seqs ``lo..hi`` in seq order, as plain tuples, ``batch`` per fetch.
+
+    Verification reads every byte of the log; the DBAPI cursor saves ~15% of
+    the time SQLAlchemy's row objects cost. PostgreSQL uses a server-side
+    (named) cursor, so memory stays flat.
+    """
+    style = _style(conn)
+    if style is None:
+        query = (
+            select(*[audit_events.c[name] for name in EVENT_FIELDS[:10]])
+            .where(audit_events.c.seq >= lo, audit_events.c.seq <= hi)
+            .order_by(audit_events.c.seq)
+            .execution_options(yield_per=batch)
+        )
+        for row in conn.execute(query):
+            yield tuple(row)
+        return
+    sql = _sql(_SCAN, style)
+    if conn.dialect.name == "postgresql":
+        dbapi: Any = conn.connection.dbapi_connection
+        cursor = dbapi.cursor(name=f"audit_scan_{next(_cursor_names)}")
+    else:
+        cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, {"lo": lo, "hi": hi})
+        while rows := cursor.fetchmany(batch):
+            yield from rows
     except Exception as exc:
         _raise_wrapped(conn, sql, exc)
         raise

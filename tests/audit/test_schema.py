@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 from audit import AuditLog, NoteSigner, create_checkpoint, install_v1
 from audit.errors import SchemaError
 from audit.schema import audit_checkpoints, audit_events, audit_tree_nodes, metadata
-from tests.audit.helpers import append_n
+from tests.audit.helpers import append_n, install, make_engine
 
 STATEMENTS = [
     "UPDATE audit_events SET outcome = 'denied' WHERE seq = 1",
@@ -41,11 +41,18 @@ def test_triggers_refuse_update_and_delete(filled: Engine, statement: str) -> No
         assert conn.scalar(select(func.count()).select_from(audit_tree_nodes)) == 1
 
 
-def test_truncate_is_refused_on_postgres(filled: Engine) -> None:
-    if filled.dialect.name != "postgresql":
-        pytest.skip("TRUNCATE is PostgreSQL-only")
-    with pytest.raises(DBAPIError, match="append-only"), filled.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE audit_events")
+def test_truncate_is_refused_on_postgres(fresh_postgres_url: str) -> None:
+    engine = make_engine(fresh_postgres_url)
+    try:
+        install(engine)
+        append_n(engine, 3)
+        for table in ("audit_events", "audit_checkpoints", "audit_tree_nodes"):
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.exec_driver_sql(f"TRUNCATE {table}")
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(audit_events)) == 3
+    finally:
+        engine.dispose()
 
 
 def test_install_is_idempotent_and_creates_everything(engine: Engine) -> None:
