@@ -338,6 +338,25 @@ def save(size: int, figures: dict[str, Figures], rows: list[Row]) -> None:
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
 
 
+def measure(client: httpx.Client, targets: list[Target], payload: Payload) -> dict[str, Figures]:
+    """All rounds under RSS sampling, then one verified download per server."""
+    figures = {t.name: Figures() for t in targets}
+    samplers = [RssSampler(t.server.pid) for t in targets]
+    with contextlib.ExitStack() as stack:
+        for sampler in samplers:
+            stack.enter_context(sampler)
+        for round_no in range(ROUNDS):
+            one_round(client, targets, payload, round_no, figures)
+    for target, sampler in zip(targets, samplers, strict=True):
+        figure = figures[target.name]
+        figure.baseline_rss, figure.peak_rss = sampler.baseline, sampler.peak
+        figure.peak_process_rss = sampler.peak_process
+    for target in targets:
+        verify_pull(client, target, payload, target.headers())
+    print("  downloads verified: sha256 matches on both servers", flush=True)
+    return figures
+
+
 def main() -> None:
     tune_httpx_reads()
     with tempfile.TemporaryDirectory(prefix="arbiter-bench-", dir=SCRATCH) as scratch:
@@ -346,32 +365,16 @@ def main() -> None:
         payload_path = workdir / "big.bin"
         payload = Payload(payload_path, SIZE, write_random_file(payload_path, SIZE))
         targets: list[Target] = [Arbiter(workdir), Reference(workdir)]
-        figures = {t.name: Figures() for t in targets}
-        with httpx.Client(timeout=TIMEOUT) as client:
+        with contextlib.ExitStack() as servers, httpx.Client(timeout=TIMEOUT) as client:
             for target in targets:
-                target.server.start()
+                servers.enter_context(target.server)
             try:
                 for target in targets:
                     target.ready(client)
-                samplers = [RssSampler(t.server.pid) for t in targets]
-                with contextlib.ExitStack() as stack:
-                    for sampler in samplers:
-                        stack.enter_context(sampler)
-                    for round_no in range(ROUNDS):
-                        one_round(client, targets, payload, round_no, figures)
-                for target, sampler in zip(targets, samplers, strict=True):
-                    figure = figures[target.name]
-                    figure.baseline_rss, figure.peak_rss = sampler.baseline, sampler.peak
-                    figure.peak_process_rss = sampler.peak_process
-                for target in targets:
-                    verify_pull(client, target, payload, target.headers())
-                print("  downloads verified: sha256 matches on both servers", flush=True)
+                figures = measure(client, targets, payload)
             except BaseException:
                 for target in targets:
                     print(target.server.log_tail())
                 raise
-            finally:
-                for target in targets:
-                    target.server.stop()
         if not report(payload, figures):
             print("\nat least one target was missed (see above)")
