@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import rfc8785
 from sqlalchemy import Engine
 
 from audit import (
@@ -83,12 +85,64 @@ def test_round_trip(
     assert report.latest_tree_size == (300 if last <= 120 else None)
 
 
-def test_empty_window_exports_a_verifiable_empty_file(
+@pytest.mark.parametrize(
+    ("window", "first", "last"),
+    [
+        ({"since": "2030-01-01T00:00:00Z"}, 301, 300),  # after every event
+        ({"until": "2020-01-01T00:00:00Z"}, 1, 0),  # before every event
+        ({"since": "2024-05-01T12:00:00.0105Z", "until": "2024-05-01T12:00:00.0107Z"}, 11, 10),
+    ],
+)
+def test_empty_windows_prove_their_emptiness(
+    logged: Engine,
+    signer: NoteSigner,
+    tmp_path: Path,
+    window: dict[str, str],
+    first: int,
+    last: int,
+) -> None:
+    path = _export(logged, tmp_path / "e.jsonl", **window)
+    report = verify_export(path, signer.public_key_text())
+    assert (report.count, report.first_seq, report.last_seq) == (0, first, last)
+    header = json.loads(_lines(path)[0])
+    assert (header["before"] is None) == (first == 1)
+
+
+def test_window_neighbours_are_included_and_checked(
     logged: Engine, signer: NoteSigner, tmp_path: Path
 ) -> None:
-    path = _export(logged, tmp_path / "e.jsonl", since="2030-01-01T00:00:00Z")
-    report = verify_export(path, signer.public_key_text())
-    assert report.count == 0 and report.first_seq is None
+    path = _export(
+        logged,
+        tmp_path / "w.jsonl",
+        since="2024-05-01T12:00:00.010Z",
+        until="2024-05-01T12:00:00.020Z",
+    )
+    lines = _lines(path)
+    header = json.loads(lines[0])
+    assert json.loads(header["before"])["seq"] == 9 and json.loads(header["after"])["seq"] == 21
+
+    def rewrite(**changes: object) -> None:
+        _write(path, [json.dumps({**header, **changes}), *lines[1:]])
+
+    rewrite(before=None)
+    with pytest.raises(ExportVerificationError, match="event before seq 10 was removed"):
+        verify_export(path, signer.public_key_text())
+    rewrite(after=None)
+    with pytest.raises(ExportVerificationError, match="event after seq 20 was removed"):
+        verify_export(path, signer.public_key_text())
+    rewrite(since="2024-05-01T12:00:00.005Z")  # claims a wider window than it holds
+    with pytest.raises(ExportVerificationError, match="do not start the window"):
+        verify_export(path, signer.public_key_text())
+    rewrite(until="2024-05-01T12:00:00.030Z")
+    with pytest.raises(ExportVerificationError, match="do not end the window"):
+        verify_export(path, signer.public_key_text())
+    forged = json.loads(header["before"])
+    forged["time"] = "2024-05-01T12:00:00.001000Z"
+    rewrite(before=json.dumps(forged, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    with pytest.raises(
+        ExportVerificationError, match="line 1: event seq 9 does not match its hash"
+    ):
+        verify_export(path, signer.public_key_text())
 
 
 def test_export_to_a_stream(logged: Engine, signer: NoteSigner, tmp_path: Path) -> None:
@@ -174,13 +228,30 @@ def test_removed_line(exported: Path, signer: NoteSigner) -> None:
 
 
 def test_removed_last_event_and_fixed_header(exported: Path, signer: NoteSigner) -> None:
-    """Dropping the last event and adjusting the counts still fails the range proof."""
+    """Dropping the last event and adjusting the counts is caught by the neighbour."""
     lines = _lines(exported)
     header = json.loads(lines[0])
     header.update(last_seq=199, count=190)
     previous = json.loads(lines[-3])
     trailer = {"format": "arbiter-audit-export-end", "count": 190, "last_hash": previous["hash"]}
     _write(exported, [json.dumps(header), *lines[1:-2], json.dumps(trailer)])
+    with pytest.raises(ExportVerificationError, match="expected event seq 200, found 201"):
+        verify_export(exported, signer.public_key_text())
+    header.update(after=None)
+    _write(exported, [json.dumps(header), *lines[1:-2], json.dumps(trailer)])
+    with pytest.raises(ExportVerificationError, match="event after seq 199 was removed"):
+        verify_export(exported, signer.public_key_text())
+
+
+def test_forged_neighbour_fails_the_range_proof(exported: Path, signer: NoteSigner) -> None:
+    lines = _lines(exported)
+    header = json.loads(lines[0])
+    last = json.loads(lines[-2])
+    forged = {**json.loads(header["after"]), "prev_hash": last["hash"], "outcome": "denied"}
+    body = {k: v for k, v in forged.items() if k != "hash"}
+    forged["hash"] = hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    header["after"] = rfc8785.dumps(forged).decode()
+    _write(exported, [json.dumps(header), *lines[1:]])
     with pytest.raises(ProofError, match="not the ones checkpoint 300 signed"):
         verify_export(exported, signer.public_key_text())
 
