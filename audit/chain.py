@@ -18,9 +18,10 @@ event):
 * On both, ``seq`` is the primary key, so even a misconfigured writer cannot
   insert a second event with the same seq.
 
-Canonical JSON encoding and hashing of the draft's objects happen *before* the
-head lock is taken (see :func:`prepare`), so the lock is held only for the
-inserts.
+Canonical JSON encoding of the draft's objects happens *before* the head lock
+is taken (see :func:`prepare`); under the lock remain only the hashing, which
+needs ``prev_hash``, and the statements (run on the DBAPI cursor, see
+:mod:`audit._sql`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ from audit.merkle import event_leaf, fold_perfect
 from audit.schema import audit_events, audit_tree_nodes
 
 TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
 _CHUNK_TILES = 64  # tiles built per read: 16,384 leaves, ~1 MB
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,10 +81,6 @@ def bypass_triggers(conn: Connection) -> None:
     else:
         for table in APPEND_ONLY_TABLES:
             conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-
-
-def counter() -> Iterator[int]:
-    return itertools.count()
 
 
 # -- worker process entry points (spawned: must be importable) ---------------
