@@ -58,6 +58,7 @@ class Services:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
+        self.governor.close()
         self.policy.close()
         self.db.dispose()
 

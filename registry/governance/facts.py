@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Connection, bindparam, func
+from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 
 from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
@@ -43,38 +44,73 @@ def find_version(
     ).first()
 
 
+# gather() runs before every decision, so its statements are built once and
+# run through Core (no ORM objects): four small indexed reads per action.
+_REPOSITORIES, _PACKAGES = Repository.__table__, Package.__table__  # type: ignore[attr-defined]
+_VERSIONS, _FILES = Version.__table__, ArtifactFile.__table__  # type: ignore[attr-defined]
+_LABELS, _TAGS = Label.__table__, Tag.__table__  # type: ignore[attr-defined]
+_REPOSITORY_FACTS = select_core(
+    _REPOSITORIES.c.id,
+    _REPOSITORIES.c.name,
+    _REPOSITORIES.c.format,
+    _REPOSITORIES.c.kind,
+    _REPOSITORIES.c.labels,
+).where(_REPOSITORIES.c.name == bindparam("name"))
+_VERSION_FACTS = (
+    select_core(
+        _VERSIONS.c.id,
+        _VERSIONS.c.created_at,
+        _VERSIONS.c.last_pulled_at,
+        _VERSIONS.c.downloads,
+        _VERSIONS.c.provenance,
+        select_core(func.coalesce(func.sum(_FILES.c.size), 0))
+        .where(_FILES.c.version_id == _VERSIONS.c.id)
+        .scalar_subquery()
+        .label("size"),
+    )
+    .join(_PACKAGES, _PACKAGES.c.id == _VERSIONS.c.package_id)
+    .where(
+        _PACKAGES.c.repository_id == bindparam("repository_id"),
+        _PACKAGES.c.name == bindparam("name"),
+        _VERSIONS.c.version == bindparam("version"),
+    )
+)
+_VERSION_LABELS = select_core(_LABELS.c.key, _LABELS.c.value).where(
+    _LABELS.c.version_id == bindparam("version_id")
+)
+_VERSION_TAGS = select_core(_TAGS.c.name).where(_TAGS.c.version_id == bindparam("version_id"))
+
+
 def gather(session: Session, action: Action) -> Facts:
     """Facts for ``action``; raises NotFound for an unknown repository."""
-    repository = find_repository(session, action.resource.repository)
-    artifact: dict[str, Any] = {}
+    conn = session.connection()
     resource = action.resource
+    repository = conn.execute(_REPOSITORY_FACTS, {"name": resource.repository}).first()
+    if repository is None:
+        raise NotFound(
+            f"repository {resource.repository!r} not found; create it with 'arbiter repo create'"
+        )
+    artifact: dict[str, Any] = {}
     if resource.name is not None and resource.version is not None:
-        version = find_version(session, repository, resource.name, resource.version)
+        params = {"repository_id": repository.id, "name": resource.name}
+        version = conn.execute(_VERSION_FACTS, {**params, "version": resource.version}).first()
         if version is not None:
-            artifact = _version_facts(session, version)
+            artifact = _version_facts(conn, version)
     artifact.update(action.artifact)
-    return Facts(repository=_repository_facts(repository), artifact=artifact)
-
-
-def _repository_facts(repository: Repository) -> dict[str, Any]:
-    return {
+    repository_facts = {
         "name": repository.name,
         "format": repository.format,
         "kind": repository.kind,
         "labels": dict(repository.labels),
     }
+    return Facts(repository=repository_facts, artifact=artifact)
 
 
-def _version_facts(session: Session, version: Version) -> dict[str, Any]:
-    size = session.exec(
-        select(func.coalesce(func.sum(ArtifactFile.size), 0)).where(
-            ArtifactFile.version_id == version.id
-        )
-    ).one()
-    labels = session.exec(select(Label).where(Label.version_id == version.id)).all()
-    tags = session.exec(select(Tag.name).where(Tag.version_id == version.id)).all()
+def _version_facts(conn: Connection, version: Any) -> dict[str, Any]:
+    labels = conn.execute(_VERSION_LABELS, {"version_id": version.id}).all()
+    tags = conn.execute(_VERSION_TAGS, {"version_id": version.id}).scalars().all()
     return {
-        "size": int(size),
+        "size": int(version.size),
         "created_at": _utc(version.created_at),
         "labels": {label.key: label.value for label in labels},
         "tags": sorted(tags),
