@@ -12,25 +12,23 @@ import re
 from sqlmodel import Session
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from registry.db.oci_models import OciBlobLink
-from registry.formats.oci import digests, records
+from registry.formats.oci import digests, lookups, records
 from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, blob_unknown
+from registry.formats.oci.lookups import BlobHit
 from registry.governance import DELETE, PULL, Action
 
 OCTET_STREAM = "application/octet-stream"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
-async def _pulled(call: Call, *, head: bool) -> OciBlobLink:
+async def _pulled(call: Call, *, head: bool) -> BlobHit:
     digest = digests.parse(call.target.arg)
     target = call.target
 
-    def lookup(session: Session) -> OciBlobLink | None:
-        repo = records.oci_repository(session, target.repository)
-        return records.blob_link(session, records.repository_id(repo), target.image, digest)
-
-    link = await call.read(lookup)
+    link = await call.query(
+        lambda conn: lookups.blob(conn, target.repository, target.image, digest)
+    )
 
     def apply(_session: Session) -> None:
         if link is None:
@@ -44,7 +42,7 @@ async def _pulled(call: Call, *, head: bool) -> OciBlobLink:
     return link
 
 
-def _headers(link: OciBlobLink) -> dict[str, str]:
+def _headers(link: BlobHit) -> dict[str, str]:
     return {
         "Docker-Content-Digest": link.digest,
         "Accept-Ranges": "bytes",
@@ -94,7 +92,7 @@ def _unsatisfiable(value: str, size: int) -> OciError:
     )
 
 
-def _ranged(call: Call, link: OciBlobLink, requested: str) -> Response:
+def _ranged(call: Call, link: BlobHit, requested: str) -> Response:
     start, end = byte_range(requested, link.size)
     body = call.services.blobs.iter_range(link.storage_digest, start, end + 1)
     headers = {

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -59,6 +60,15 @@ class Call:
                 result = work(session)
                 session.expunge_all()  # rows stay readable after the session's rollback
                 return result
+
+        return await run_in_threadpool(run)
+
+    async def query(self, work: Callable[[Connection], T]) -> T:
+        """Run Core queries on a read connection off the event loop (the pull path)."""
+
+        def run() -> T:
+            with self.services.db.read_engine.connect() as conn:
+                return work(conn)
 
         return await run_in_threadpool(run)
 

@@ -17,10 +17,10 @@ from sqlmodel import Session
 from starlette.responses import Response
 
 from policies.inputs import TagChange
-from registry.db.oci_models import OciManifest
-from registry.formats.oci import digests, records
+from registry.formats.oci import digests, lookups, records
 from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, manifest_unknown
+from registry.formats.oci.lookups import ManifestHit
 from registry.formats.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse
 from registry.formats.oci.names import is_tag
 from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action
@@ -39,7 +39,7 @@ def _reference(call: Call) -> str:
     return reference
 
 
-def _headers(row: OciManifest) -> dict[str, str]:
+def _headers(row: ManifestHit) -> dict[str, str]:
     headers = {
         "Content-Type": row.media_type,
         "Docker-Content-Digest": row.digest,
@@ -63,11 +63,9 @@ async def _pull(call: Call, *, head: bool) -> Response:
     reference = _reference(call)
     target = call.target
 
-    def lookup(session: Session) -> OciManifest | None:
-        repo = records.oci_repository(session, target.repository)
-        return records.resolve(session, records.repository_id(repo), target.image, reference)
-
-    row = await call.read(lookup)
+    row = await call.query(
+        lambda conn: lookups.manifest(conn, target.repository, target.image, reference)
+    )
     digest = row.digest if row is not None else None
     details: dict[str, Any] = {"reference": reference}
     if head:
