@@ -18,6 +18,10 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision``; safe to call on every start."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database to ``revision``; safe to call on every start.
+
+    ``heads``: features developed side by side may branch from the same
+    revision (each owning its tables); every branch is applied.
+    """
     command.upgrade(alembic_config(engine), revision)
