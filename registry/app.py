@@ -40,9 +40,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
+    app.include_router(oci.router)  # first: /v2 is matched on every registry pull
     app.include_router(api.router)
     app.include_router(generic.router)
-    app.include_router(oci.router)
     _add_health(app, services)
     return app
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from registry.formats.oci import digests, lookups, records
@@ -23,23 +24,26 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 async def _pulled(call: Call, *, head: bool) -> BlobHit:
+    """Resolve, decide and record in one worker-thread hop."""
     digest = digests.parse(call.target.arg)
     target = call.target
 
-    link = await call.query(
-        lambda conn: lookups.blob(conn, target.repository, target.image, digest)
-    )
+    def pull() -> BlobHit:
+        link = call.query_now(
+            lambda conn: lookups.blob(conn, target.repository, target.image, digest)
+        )
 
-    def apply(_session: Session) -> None:
-        if link is None:
-            raise blob_unknown(digest)
+        def apply(_session: Session) -> None:
+            if link is None:
+                raise blob_unknown(digest)
 
-    details = {"blob": digest, "head": True} if head else {"blob": digest}
-    await call.govern(
-        Action(verb=PULL, resource=call.resource(digest=digest), details=details), apply
-    )
-    assert link is not None
-    return link
+        details = {"blob": digest, "head": True} if head else {"blob": digest}
+        action = Action(verb=PULL, resource=call.resource(digest=digest), details=details)
+        call.govern_now(action, apply)
+        assert link is not None
+        return link
+
+    return await run_in_threadpool(pull)
 
 
 def _headers(link: BlobHit) -> dict[str, str]:

@@ -49,8 +49,11 @@ class Call:
 
     async def govern(self, action: Action, apply: Apply[T] | None = None) -> T | None:
         """Decide, audit and apply ``action`` (raises PolicyDenied on a deny)."""
-        governor = self.services.governor
-        return await run_in_threadpool(governor.govern, self.subject, action, self.context, apply)
+        return await run_in_threadpool(self.govern_now, action, apply)
+
+    def govern_now(self, action: Action, apply: Apply[T] | None = None) -> T | None:
+        """:meth:`govern` on the calling thread (a worker thread already)."""
+        return self.services.governor.govern(self.subject, action, self.context, apply)
 
     async def read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a read-only session off the event loop; returned rows are detached."""
@@ -63,14 +66,10 @@ class Call:
 
         return await run_in_threadpool(run)
 
-    async def query(self, work: Callable[[Connection], T]) -> T:
-        """Run Core queries on a read connection off the event loop (the pull path)."""
-
-        def run() -> T:
-            with self.services.db.read_engine.connect() as conn:
-                return work(conn)
-
-        return await run_in_threadpool(run)
+    def query_now(self, work: Callable[[Connection], T]) -> T:
+        """Run Core queries on a read connection, on the calling (worker) thread."""
+        with self.services.db.read_engine.connect() as conn:
+            return work(conn)
 
     def location(self, *parts: str) -> str:
         return "/".join(("/v2", self.target.name, *parts))

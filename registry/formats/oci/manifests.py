@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from policies.inputs import TagChange
@@ -60,31 +61,34 @@ async def head(call: Call) -> Response:
 
 
 async def _pull(call: Call, *, head: bool) -> Response:
+    """Resolve, decide, record and read in one worker-thread hop (the hottest path)."""
     reference = _reference(call)
     target = call.target
 
-    row = await call.query(
-        lambda conn: lookups.manifest(conn, target.repository, target.image, reference)
-    )
-    digest = row.digest if row is not None else None
-    details: dict[str, Any] = {"reference": reference}
-    if head:
-        details["head"] = True
+    def pull() -> tuple[ManifestHit, bytes]:
+        row = call.query_now(
+            lambda conn: lookups.manifest(conn, target.repository, target.image, reference)
+        )
+        digest = row.digest if row is not None else None
+        details: dict[str, Any] = {"reference": reference}
+        if head:
+            details["head"] = True
 
-    def apply(session: Session) -> None:
-        if row is None:
-            raise manifest_unknown(reference)
-        if not head:
-            records.count_download(session, row.version_id)
+        def apply(session: Session) -> None:
+            if row is None:
+                raise manifest_unknown(reference)
+            if not head:
+                records.count_download(session, row.version_id)
 
-    action = Action(
-        verb=PULL, resource=call.resource(version=digest, digest=digest), details=details
-    )
-    await call.govern(action, apply)
-    assert row is not None
+        resource = call.resource(version=digest, digest=digest)
+        call.govern_now(Action(verb=PULL, resource=resource, details=details), apply)
+        assert row is not None
+        body = b"" if head else call.services.blobs.path_of(row.storage_digest).read_bytes()
+        return row, body
+
+    row, body = await run_in_threadpool(pull)
     if head:
         return Response(status_code=200, headers=_headers(row))
-    body = call.services.blobs.path_of(row.storage_digest).read_bytes()
     return Response(content=body, status_code=200, headers=_headers(row))
 
 
