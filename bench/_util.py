@@ -231,6 +231,15 @@ def iter_file(path: Path, suffix: bytes = b"", chunk: int = READ_CHUNK) -> Itera
         yield suffix
 
 
+def curl_download(url: str, headers: Mapping[str, str]) -> int:
+    """Download ``url`` to /dev/null with curl (a C client); return the byte count."""
+    args = ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{size_download}"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*args, url], capture_output=True, check=True)
+    return int(done.stdout)
+
+
 def tune_httpx_reads(num_bytes: int = READ_CHUNK) -> None:
     """Let httpcore read the socket in ``num_bytes`` pieces instead of 64 KiB.
 

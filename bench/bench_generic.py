@@ -19,6 +19,7 @@ default the system temp dir).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -26,10 +27,10 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -40,6 +41,7 @@ from bench._util import (
     RssSampler,
     ServerProcess,
     Timer,
+    curl_download,
     free_port,
     iter_file,
     mb_per_s,
@@ -59,6 +61,8 @@ RSS_LIMIT_MB = 200.0
 REPOSITORY = "bench"
 RESULTS = Path(__file__).resolve().parent / "results" / "generic.json"
 TIMEOUT = httpx.Timeout(900.0, connect=10.0)
+CURL = shutil.which("curl") is not None
+Pull = Callable[[str, Mapping[str, str]], int]
 
 
 @dataclass
@@ -99,7 +103,7 @@ class Target(Protocol):
     def pull_url(self, payload: Payload, round_no: int) -> str: ...
 
 
-def drain(client: httpx.Client, url: str, headers: dict[str, str], hasher: object = None) -> int:
+def drain(client: httpx.Client, url: str, headers: Mapping[str, str], hasher: object = None) -> int:
     """GET ``url`` and throw the body away (or feed ``hasher``); return the byte count."""
     received = 0
     update = getattr(hasher, "update", None)
@@ -221,6 +225,7 @@ class Arbiter:
 class Figures:
     push_s: list[float] = field(default_factory=list)
     pull_s: list[float] = field(default_factory=list)
+    curl_pull_s: list[float] = field(default_factory=list)
     baseline_rss: int = 0
     peak_rss: int = 0
     peak_process_rss: int = 0
@@ -234,6 +239,17 @@ def verify_pull(
     drain(client, target.pull_url(payload, 0), headers, hasher)
     if hasher.hexdigest() != payload.sha256(0):
         raise RuntimeError(f"{target.name} served bytes that do not hash to what was pushed")
+
+
+def timed_pull(target: Target, payload: Payload, round_no: int, pull: Pull) -> float:
+    """Seconds for one download through ``pull``, after checking the byte count."""
+    with Timer() as timer:
+        received = pull(target.pull_url(payload, round_no), target.headers())
+    if received != payload.total(round_no):
+        raise RuntimeError(
+            f"{target.name} served {received} bytes, expected {payload.total(round_no)}"
+        )
+    return timer.seconds
 
 
 def one_round(
@@ -250,68 +266,56 @@ def one_round(
             target.push(client, payload, round_no)
         figures[target.name].push_s.append(timer.seconds)
     for target in order:
-        with Timer() as timer:
-            received = drain(client, target.pull_url(payload, round_no), target.headers())
-        if received != payload.total(round_no):
-            raise RuntimeError(
-                f"{target.name} served {received} bytes, expected {payload.total(round_no)}"
-            )
-        figures[target.name].pull_s.append(timer.seconds)
+        seconds = timed_pull(target, payload, round_no, functools.partial(drain, client))
+        figures[target.name].pull_s.append(seconds)
+    if CURL:
+        for target in order:
+            seconds = timed_pull(target, payload, round_no, curl_download)
+            figures[target.name].curl_pull_s.append(seconds)
     for target in order:
-        push_s, pull_s = figures[target.name].push_s[-1], figures[target.name].pull_s[-1]
-        print(
-            f"  round {round_no + 1}/{ROUNDS} {target.name:<16} push {push_s:6.2f} s "
-            f"({mb_per_s(payload.total(round_no), push_s):7.1f} MB/s)  pull {pull_s:6.2f} s "
-            f"({mb_per_s(payload.total(round_no), pull_s):7.1f} MB/s)",
-            flush=True,
-        )
+        print_round(target.name, figures[target.name], payload.total(round_no), round_no)
+
+
+def print_round(name: str, figures: Figures, size: int, round_no: int) -> None:
+    push_s, pull_s = figures.push_s[-1], figures.pull_s[-1]
+    line = (
+        f"  round {round_no + 1}/{ROUNDS} {name:<16} push {push_s:5.2f} s"
+        f" ({mb_per_s(size, push_s):6.1f} MB/s)  pull {pull_s:5.2f} s"
+        f" ({mb_per_s(size, pull_s):6.1f} MB/s)"
+    )
+    if figures.curl_pull_s:
+        curl_s = figures.curl_pull_s[-1]
+        line += f"  curl pull {curl_s:5.2f} s ({mb_per_s(size, curl_s):6.1f} MB/s)"
+    print(line, flush=True)
+
+
+def speed_row(metric: str, size: int, ours: list[float], ref: list[float], **kw: Any) -> Row:
+    return Row(metric, mb_per_s(size, median(ours)), mb_per_s(size, median(ref)), "MB/s", **kw)
+
+
+def rss_row(metric: str, ours: int, ref: int) -> Row:
+    return Row(metric, ours / MB, ref / MB, "MB", higher_is_better=False)
 
 
 def report(payload: Payload, figures: dict[str, Figures]) -> bool:
+    """Print the table and the RSS limit; ``True`` when every target was met."""
     ours, ref = figures["arbiter"], figures["docker-registry"]
     size = payload.total(0)
     rows = [
-        Row(
-            "push (median)",
-            mb_per_s(size, median(ours.push_s)),
-            mb_per_s(size, median(ref.push_s)),
-            "MB/s",
-            target=PUSH_TARGET,
-        ),
-        Row(
-            "pull (median)",
-            mb_per_s(size, median(ours.pull_s)),
-            mb_per_s(size, median(ref.pull_s)),
-            "MB/s",
-            target=PULL_TARGET,
-        ),
-        Row(
-            "RSS idle (process tree)",
-            ours.baseline_rss / MB,
-            ref.baseline_rss / MB,
-            "MB",
-            higher_is_better=False,
-        ),
-        Row(
-            "RSS peak (process tree)",
-            ours.peak_rss / MB,
-            ref.peak_rss / MB,
-            "MB",
-            higher_is_better=False,
-        ),
-        Row(
-            "RSS peak (one process)",
-            ours.peak_process_rss / MB,
-            ref.peak_process_rss / MB,
-            "MB",
-            higher_is_better=False,
-        ),
+        speed_row("push (median)", size, ours.push_s, ref.push_s, target=PUSH_TARGET),
+        speed_row("pull (median)", size, ours.pull_s, ref.pull_s, target=PULL_TARGET),
     ]
-    print_table(
-        f"generic blob, {size / MiB:.0f} MiB, {ROUNDS} round(s), loopback",
-        rows,
-        anchor="docker-registry",
-    )
+    if ours.curl_pull_s:
+        rows.append(
+            speed_row("pull, curl client (median)", size, ours.curl_pull_s, ref.curl_pull_s)
+        )
+    rows += [
+        rss_row("RSS idle (process tree)", ours.baseline_rss, ref.baseline_rss),
+        rss_row("RSS peak (process tree)", ours.peak_rss, ref.peak_rss),
+        rss_row("RSS peak (one process)", ours.peak_process_rss, ref.peak_process_rss),
+    ]
+    title = f"generic blob, {size / MiB:.0f} MiB, {ROUNDS} round(s), loopback"
+    print_table(title, rows, anchor="docker-registry")
     rss_ok = print_limit("arbiter RSS peak (tree)", ours.peak_rss / MB, RSS_LIMIT_MB, "MB")
     save(size, figures, rows)
     return rss_ok and all(row.verdict == "ok" for row in rows if row.target is not None)
