@@ -39,6 +39,7 @@ PUSH = "push"
 DELETE = "delete"
 SCOPE_ACTIONS = (PULL, PUSH, DELETE)
 KEY_FILE = Path("keys") / "oci-token.key"
+CLOCK_SKEW_S = 30  # between instances sharing the key
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def _from_token(claims: dict[str, Any]) -> Credentials:
         raise Unauthorized("the registry token was issued for another service")
     if not isinstance(claims.get("exp"), int | float) or claims["exp"] <= now:
         raise Unauthorized("the registry token has expired; request a new one from /v2/token")
+    if isinstance(claims.get("nbf"), int | float) and claims["nbf"] > now + CLOCK_SKEW_S:
+        raise Unauthorized("the registry token is not valid yet; check the clocks")
     who = claims.get("arbiter") or {}
     subject = Subject(
         id=str(claims.get("sub", "")),

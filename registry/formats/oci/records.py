@@ -358,7 +358,12 @@ def delete_tag(session: Session, repo_id: int, image: str, tag: str) -> None:
 
 
 def delete_manifest(session: Session, repo_id: int, image: str, digest: str) -> None:
-    """Remove a manifest, its tags and files; its blobs stay linked to the image."""
+    """Remove a manifest, its tags and files.
+
+    Its blobs stay in the image; those no other manifest of the image
+    references become staged again, so the sweep reclaims them after the
+    grace period unless a new manifest claims them first.
+    """
     row = manifest_by_digest(session, repo_id, image, digest)
     if row is None:
         raise OciError("MANIFEST_UNKNOWN", f"manifest {digest} is not in this image")
@@ -367,12 +372,16 @@ def delete_manifest(session: Session, repo_id: int, image: str, digest: str) -> 
     session.flush()
     if version is None:
         return
+    referenced = session.exec(
+        select(ArtifactFile.filename).where(ArtifactFile.version_id == version.id)
+    ).all()
     session.execute(delete(Tag).where(col(Tag.version_id) == version.id))
     session.execute(delete(Label).where(col(Label.version_id) == version.id))
     session.execute(delete(ArtifactFile).where(col(ArtifactFile.version_id) == version.id))
     package_id = version.package_id
     session.delete(version)
     session.flush()
+    _restage_orphans(session, repo_id, image, package_id, referenced)
     if session.exec(select(Version.id).where(Version.package_id == package_id)).first() is None:
         empty = session.get(Package, package_id)
         if empty is not None:
@@ -386,6 +395,24 @@ _COUNT_DOWNLOAD = (
     .where(_VERSIONS.c.id == bindparam("version_id"))
     .values(downloads=_VERSIONS.c.downloads + 1, last_pulled_at=bindparam("now"))
 )
+
+
+def _restage_orphans(
+    session: Session, repo_id: int, image: str, package_id: int, digests: Iterable[str]
+) -> None:
+    """Links no remaining manifest of the image references go back to staged, grace from now."""
+    for digest in digests:
+        still = session.exec(
+            select(ArtifactFile.id)
+            .join(Version, col(Version.id) == col(ArtifactFile.version_id))
+            .where(Version.package_id == package_id, ArtifactFile.filename == digest)
+        ).first()
+        link = blob_link(session, repo_id, image, digest)
+        if still is None and link is not None and link.state == LINKED:
+            link.state = STAGED
+            link.created_at = datetime.now(UTC)
+            session.add(link)
+    session.flush()
 
 
 def count_download(session: Session, version_id: int) -> None:

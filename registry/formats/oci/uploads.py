@@ -360,10 +360,10 @@ async def finish(call: Call) -> Response:
         await _append(call, row)
     try:
         staged = await uploads.finish(row.upload_id, expected_sha256=_sha256_or_none(digest))
+        return await _finish(call, staged, digest, session_id=row.id)
     except Exception:
-        await _forget(call, row)
+        await _forget(call, row)  # the bytes are gone either way: so is the session
         raise
-    return await _finish(call, staged, digest, session_id=row.id)
 
 
 def _has_body(call: Call) -> bool:

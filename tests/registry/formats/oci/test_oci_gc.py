@@ -49,3 +49,19 @@ def test_sweep_removes_stale_staged_blobs_and_abandoned_uploads(oci: RegistryApp
     assert client.get(f"/v2/{NAME}/blobs/{sha256(shared)}", headers=h).content == shared
     assert client.get(f"/v2/{NAME}/manifests/v1", headers=h).status_code == 200
     assert client.get(location, headers=h).status_code == 404
+
+
+def test_deleting_the_last_manifest_restages_its_blobs(oci: RegistryApp) -> None:
+    client, h = oci.client, oci.headers()
+    kept, dropped = make_image(layers=1), make_image(layers=1)
+    push_image(client, "", NAME, kept, "kept", h)
+    push_image(client, "", NAME, dropped, "dropped", h)
+    assert client.delete(f"/v2/{NAME}/manifests/{dropped.digest}", headers=h).status_code == 202
+    services = oci.services
+    later = datetime.now(UTC) + gc.STAGED_GRACE + timedelta(minutes=1)
+    report = gc.sweep(services.db, services.blobs, now=later)
+    assert report.links == 2  # the dropped image's config and layer
+    for digest in dropped.blobs():
+        assert client.head(f"/v2/{NAME}/blobs/{digest}", headers=h).status_code == 404
+    for digest in kept.blobs():
+        assert client.head(f"/v2/{NAME}/blobs/{digest}", headers=h).status_code == 200
