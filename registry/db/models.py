@@ -150,3 +150,5 @@ class RoleBinding(SQLModel, table=True):
 
 # The OCI tables, registered on the same metadata wherever the models are imported.
 import registry.db.oci_models  # noqa: E402, F401
+# Retention's tables (rule sets, runs, trash, lease), on the same metadata.
+import registry.retention.models  # noqa: E402, F401

@@ -1,0 +1,74 @@
+"""The report a real run keeps: what it deleted, what the policy vetoed, what rules kept.
+
+Built from the run's items once the run ends and stored in the run's row
+(``GET /api/v1/retention/runs/{id}``), so it survives the process and
+always matches the audit events the run wrote (each listed deletion and veto
+has one, carrying the same rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from registry.retention.models import (
+    DELETED,
+    ERROR,
+    KEPT,
+    PURGE_VETOED,
+    PURGED,
+    SKIPPED,
+    VETOED,
+)
+
+SECTIONS = {
+    DELETED: "deleted",
+    VETOED: "vetoed",
+    KEPT: "kept",
+    PURGED: "purged",
+    PURGE_VETOED: "purge_vetoed",
+    SKIPPED: "skipped",
+    ERROR: "errors",
+}
+
+
+def entry(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One version in a report: where it is, the rule, why, how big."""
+    found = {
+        "repository": item["repository"],
+        "package": item["package"],
+        "version": item["version"],
+        "rule": item["rule_id"],
+        "rule_name": item["rule_name"],
+        "reason": item["reason"],
+        "bytes": int(item["size"]),
+    }
+    if item["reasons"]:
+        found["policy_reasons"] = list(item["reasons"])
+    return found
+
+
+def build(run: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The report document of ``run`` (a run row) from its ``items`` (item rows)."""
+    sections: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS.values()}
+    for item in items:
+        section = SECTIONS.get(item["verdict"])
+        if section is not None:
+            sections[section].append(entry(item))
+    summary = {name: len(entries) for name, entries in sections.items()}
+    summary["bytes_deleted"] = sum(e["bytes"] for e in sections["deleted"])
+    summary["bytes_purged"] = sum(e["bytes"] for e in sections["purged"])
+    return {
+        "run": run["id"],
+        "trigger": run["trigger"],
+        "repository": run["repository"],
+        "rule_set_version": run["rule_set_version"],
+        "requested_by": run["requested_by"],
+        "started_at": _time(run["started_at"]),
+        "summary": summary,
+        **sections,
+    }
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,724 @@
+"""A retention run: plan, decide every deletion through the policy, purge, report.
+
+1. **Lease.** Only the holder of the ``retention`` lease runs (see
+   :mod:`registry.retention.lease`); a second caller gets 409.
+2. **Resume.** A run left ``running`` by a dead holder is finished first: its
+   state is its items, so the pending ones are decided and nothing is decided
+   twice (a deletion and its item update share one transaction).
+3. **Plan.** The live versions are read in bulk and the engine selects the
+   deletions; a plan that would empty a repository needs ``confirm``. The
+   run and every item (pending deletions, versions rules kept) are written
+   in one transaction with the ``retention.run.start`` event.
+4. **Decide.** Each pending item is a ``retain`` action through
+   :meth:`Governor.govern`, with the rule in the event's details and the
+   run's facts in ``input.retention``. Items are decided on a small thread
+   pool; the governor's group committer folds the concurrent commits into
+   shared transactions, and every decision is still its own audit event.
+   Allowed: the version moves to the trash. Denied: a veto, with reasons.
+   OCI manifests that another manifest names as a child are decided after
+   the others, so an index deleted in this run frees its children.
+5. **Purge.** Trash entries past their recovery period are purged, each a
+   ``retain`` action too (phase ``purge``; a legal hold set since vetoes it).
+6. **Report.** The report is built from the items and stored with the run,
+   with the ``retention.run.finish`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from registry.auth.subject import Subject
+from registry.errors import ArbiterError, Conflict, NotFound, PolicyDenied
+from registry.governance import RETAIN, Action, RequestContext, Resource
+from registry.retention import engine, facts, inventory, reports, rulesets, trash
+from registry.retention.lease import DEFAULT_TTL, RETENTION, Lease, LeaseLost
+from registry.retention.models import (
+    DELETED,
+    ERROR,
+    FAILED,
+    FINISHED,
+    KEPT,
+    PENDING,
+    PURGE_PENDING,
+    PURGE_VETOED,
+    PURGED,
+    RUNNING,
+    SKIPPED,
+    VETOED,
+    RetentionItem,
+    RetentionRun,
+    RetentionTrash,
+)
+from registry.retention.rules import RuleSet
+from registry.services import Services
+
+# The robot every retention decision is made for; maintainer grants retain.
+RETENTION_SUBJECT = Subject(id="retention", kind="robot", roles=("maintainer",))
+DEFAULT_WORKERS = 4
+FLUSH_EVERY = 500
+
+log = structlog.get_logger("arbiter.retention")
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+_RUNS, _ITEMS, _TRASH = _table(RetentionRun), _table(RetentionItem), _table(RetentionTrash)
+
+
+class RunInProgress(Conflict):
+    """Another runner holds the lease."""
+
+
+class ConfirmationRequired(Conflict):
+    """The plan would delete every version of a repository and nobody confirmed it."""
+
+    def __init__(self, repositories: Sequence[str]) -> None:
+        self.repositories = list(repositories)
+        names = ", ".join(repositories)
+        super().__init__(
+            f"the rule set would delete every version in {names}; check the preview, "
+            "then run again with --confirm (API: confirm=true)"
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A plan without side effects, for ``--dry-run`` and the preview API."""
+
+    rule_set_version: int
+    repository: str | None
+    plan: engine.Plan
+    at: datetime
+
+    def to_json(self, *, include_kept: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "rule_set_version": self.rule_set_version,
+            "repository": self.repository,
+            "time": self.at.isoformat(),
+            "versions": self.plan.versions,
+            "would_delete": len(self.plan.deletions),
+            "bytes_reclaimed": self.plan.bytes_reclaimed,
+            "kept_by_rule": len(self.plan.kept),
+            "deletes_everything": self.plan.deletes_everything(),
+            "deletions": [_verdict_json(v) for v in self.plan.deletions],
+        }
+        if include_kept:
+            body["kept"] = [_verdict_json(v) for v in self.plan.kept]
+        return body
+
+
+def _verdict_json(verdict: engine.Verdict) -> dict[str, Any]:
+    version = verdict.version
+    return {
+        "repository": version.repository,
+        "package": version.package,
+        "version": version.version,
+        "rule": verdict.rule_id,
+        "rule_name": verdict.rule_name,
+        "reason": verdict.reason,
+        "bytes": version.size,
+        "created_at": version.created_at.isoformat(),
+        "last_pulled_at": version.last_pulled_at.isoformat() if version.last_pulled_at else None,
+        "tags": list(version.tags),
+    }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    item_id: int
+    verdict: str
+    reasons: tuple[str, ...] = ()
+
+
+class RetentionRunner:
+    """Previews, runs, resumes and restores; one per caller, the lease makes it exclusive."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        lease_ttl: timedelta = DEFAULT_TTL,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.services = services
+        self.db = services.db
+        self.governor = services.governor
+        self.clock = clock or services.governor.clock
+        self.workers = workers
+        self.lease = Lease(self.db, RETENTION, self.clock, ttl=lease_ttl)
+
+    # -- preview ---------------------------------------------------------------
+
+    def preview(self, repository: str | None = None) -> Preview:
+        stored = rulesets.current(self.db)
+        now = self.clock()
+        return Preview(
+            stored.version, repository, self._plan(stored.rule_set, repository, now), now
+        )
+
+    def _plan(self, rule_set: RuleSet, repository: str | None, now: datetime) -> engine.Plan:
+        with self.db.reader() as session:
+            conn = session.connection()
+            if repository is not None:
+                _require_repository(conn, repository)
+            versions = inventory.load(conn, repository)
+        return engine.plan(versions, rule_set, now)
+
+    # -- runs ------------------------------------------------------------------
+
+    def run(
+        self,
+        requested_by: Subject,
+        *,
+        repository: str | None = None,
+        confirm: bool = False,
+        trigger: str = "manual",
+        schedule_key: str | None = None,
+    ) -> int | None:
+        """Run now; returns the run id (None when a scheduled tick already ran elsewhere)."""
+        if not self.lease.acquire():
+            state = self.lease.state()
+            raise RunInProgress(
+                "a retention run is in progress"
+                + (f" (run {state.run_id})" if state and state.run_id else "")
+                + "; wait for it to finish (GET /api/v1/retention/runs)"
+            )
+        try:
+            self._resume_interrupted()
+            stored = rulesets.current(self.db)
+            now = self.clock()
+            plan = self._plan(stored.rule_set, repository, now)
+            everything = plan.deletes_everything()
+            if everything and not confirm:
+                raise ConfirmationRequired(everything)
+            try:
+                run_id = self._create(
+                    requested_by, stored.version, plan, repository, confirm, trigger, schedule_key
+                )
+            except IntegrityError:
+                if schedule_key is None:
+                    raise
+                return None  # another process started this tick's run
+            self._execute(run_id)
+            return run_id
+        finally:
+            self.lease.release()
+
+    def resume(self) -> list[int]:
+        """Finish runs a dead runner left behind, if no live runner holds the lease."""
+        if not self.lease.acquire():
+            return []
+        try:
+            return self._resume_interrupted()
+        finally:
+            self.lease.release()
+
+    def _resume_interrupted(self) -> list[int]:
+        with self.db.reader() as session:
+            ids = (
+                session.connection()
+                .execute(select(_RUNS.c.id).where(_RUNS.c.status == RUNNING).order_by(_RUNS.c.id))
+                .scalars()
+                .all()
+            )
+        for run_id in ids:
+            log.info("resuming retention run", run=run_id)
+            with self.db.writer() as session:
+                session.connection().execute(
+                    update(_RUNS)
+                    .where(_RUNS.c.id == run_id)
+                    .values(attempts=_RUNS.c.attempts + 1, holder=self.lease.holder)
+                )
+            self._execute(run_id)
+        return list(ids)
+
+    def _create(
+        self,
+        requested_by: Subject,
+        rule_set_version: int,
+        plan: engine.Plan,
+        repository: str | None,
+        confirm: bool,
+        trigger: str,
+        schedule_key: str | None,
+    ) -> int:
+        now = self.clock()
+
+        def apply(session: Session) -> int:
+            conn = session.connection()
+            run_id = conn.execute(
+                insert(_RUNS).values(
+                    status=RUNNING,
+                    trigger=trigger,
+                    schedule_key=schedule_key,
+                    repository=repository,
+                    rule_set_version=rule_set_version,
+                    requested_by=requested_by.id,
+                    confirmed=confirm,
+                    holder=self.lease.holder,
+                    attempts=1,
+                    deleted=0,
+                    vetoed=0,
+                    kept=0,
+                    purged=0,
+                    errors=0,
+                    bytes_deleted=0,
+                    bytes_purged=0,
+                    error="",
+                    created_at=now,
+                    started_at=now,
+                )
+            ).inserted_primary_key[0]
+            rows = [_item(run_id, v, PENDING) for v in plan.deletions]
+            rows += [_item(run_id, v, KEPT, decided_at=now) for v in plan.kept]
+            for chunk in _chunks(rows, 2000):
+                conn.execute(insert(_ITEMS), chunk)
+            return int(run_id)
+
+        details = {
+            "repository": repository,
+            "rule_set_version": rule_set_version,
+            "trigger": trigger,
+            "confirmed": confirm,
+            "versions": plan.versions,
+            "planned_deletions": len(plan.deletions),
+            "kept_by_rule": len(plan.kept),
+            "bytes_planned": plan.bytes_reclaimed,
+        }
+        return self.governor.record(
+            requested_by, "retention.run.start", {"retention": "run"}, apply, details
+        )
+
+    def _execute(self, run_id: int) -> None:
+        """Decide what is pending, purge what is due, finish; safe to call again after a crash."""
+        run = self._run_row(run_id)
+        rule_set = rulesets.at_version(self.db, run["rule_set_version"]).rule_set
+        self.lease.renew(run_id)
+        try:
+            with self.lease.heartbeat(run_id) as lost:
+                self._decide_pending(run, lost.is_set)
+                self._purge_due(run, rule_set, lost.is_set)
+                if lost.is_set():
+                    raise LeaseLost(f"lost the retention lease during run {run_id}")
+            self._finish(run_id)
+        except LeaseLost:
+            log.warning("retention run interrupted: lease lost", run=run_id)
+            raise
+        except Exception as error:
+            self._fail(run_id, error)
+            raise
+
+    # -- deciding ----------------------------------------------------------------
+
+    def _decide_pending(self, run: dict[str, Any], lost: Callable[[], bool]) -> None:
+        items = self._items(run["id"], PENDING)
+        if not items:
+            return
+        with self.db.reader() as session:
+            children = (
+                facts.child_manifests(session.connection())
+                if any(item["format"] == "oci" for item in items)
+                else set()
+            )
+        first = [i for i in items if (i["repository"], i["package"], i["version"]) not in children]
+        later = [i for i in items if (i["repository"], i["package"], i["version"]) in children]
+        recovery = timedelta(
+            days=rulesets.at_version(self.db, run["rule_set_version"]).rule_set.recovery_days
+        )
+        for wave in (first, later):
+            self._in_pool(wave, lambda item: self._decide_one(run, item, recovery), lost, VETOED)
+
+    def _in_pool(
+        self,
+        items: Sequence[dict[str, Any]],
+        decide: Callable[[dict[str, Any]], _Outcome],
+        lost: Callable[[], bool],
+        vetoed: str,
+    ) -> None:
+        """Decide ``items`` on the pool; record vetoes, skips and errors in batches."""
+        if not items:
+            return
+        buffered: list[_Outcome] = []
+
+        def guarded(item: dict[str, Any]) -> _Outcome:
+            if lost():
+                return _Outcome(item["id"], PENDING)
+            return decide(item)
+
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="retention") as pool:
+            for outcome in pool.map(guarded, items):
+                if outcome.verdict in (vetoed, SKIPPED, ERROR):
+                    buffered.append(outcome)
+                if len(buffered) >= FLUSH_EVERY:
+                    self._record_outcomes(buffered)
+                    buffered = []
+        self._record_outcomes(buffered)
+
+    def _decide_one(
+        self, run: dict[str, Any], item: dict[str, Any], recovery: timedelta
+    ) -> _Outcome:
+        now = self.clock()
+        retention = self._retention_facts(run, item, "delete", now)
+        action = Action(
+            verb=RETAIN,
+            resource=_resource(item),
+            details=_details(run, item, "delete"),
+            retention=retention,
+        )
+
+        def apply(session: Session) -> None:
+            conn = session.connection()
+            state = conn.execute(select(_ITEMS.c.verdict).where(_ITEMS.c.id == item["id"])).scalar()
+            if state != PENDING:
+                raise trash.Gone(f"item {item['id']} was decided already")
+            moved = trash.trash_version(
+                conn,
+                item["version_id"],
+                expect=(item["repository"], item["package"], item["version"]),
+                rule_id=item["rule_id"],
+                rule_name=item["rule_name"],
+                run_id=run["id"],
+                now=now,
+                purge_after=now + recovery,
+            )
+            conn.execute(
+                update(_ITEMS)
+                .where(_ITEMS.c.id == item["id"])
+                .values(verdict=DELETED, trash_id=moved.trash_id, size=moved.size, decided_at=now)
+            )
+
+        return self._govern(item, action, apply, VETOED)
+
+    def _govern(
+        self,
+        item: dict[str, Any],
+        action: Action,
+        apply: Callable[[Session], None],
+        vetoed: str,
+    ) -> _Outcome:
+        context = RequestContext(request_id=f"retention-run-{item['run_id']}", client="arbiter")
+        try:
+            self.governor.govern(RETENTION_SUBJECT, action, context, apply)
+        except PolicyDenied as denied:
+            return _Outcome(item["id"], vetoed, denied.reasons)
+        except (trash.Gone, NotFound) as gone:
+            return _Outcome(item["id"], SKIPPED, (gone.message,))
+        except ArbiterError as error:
+            return _Outcome(item["id"], ERROR, (error.message,))
+        except Exception as error:  # one broken item must not stop the run
+            log.exception("retention item failed", item=item["id"])
+            return _Outcome(item["id"], ERROR, (f"{type(error).__name__}: {error}",))
+        return _Outcome(item["id"], DELETED)
+
+    def _retention_facts(
+        self, run: dict[str, Any], item: dict[str, Any], phase: str, now: datetime
+    ) -> dict[str, Any]:
+        referenced: list[dict[str, Any]] = []
+        with self.db.reader() as session:
+            conn = session.connection()
+            if item["format"] == "oci" and item["version_id"] is not None and phase == "delete":
+                referenced = facts.referenced_by(conn, item["version_id"], item["version"])
+            pulls = facts.team_pulls(
+                conn, item["repository"], item["package"], item["version"], now
+            )
+        return {
+            "phase": phase,
+            "run_id": run["id"],
+            "rule": {"id": item["rule_id"], "name": item["rule_name"]},
+            "reason": item["reason"],
+            "referenced_by": referenced,
+            "team_pulls": pulls,
+        }
+
+    def _record_outcomes(self, outcomes: Iterable[_Outcome]) -> None:
+        batch = [o for o in outcomes if o.verdict != PENDING]
+        if not batch:
+            return
+        now = self.clock()
+        with self.db.writer() as session:
+            conn = session.connection()
+            for outcome in batch:
+                conn.execute(
+                    update(_ITEMS)
+                    .where(_ITEMS.c.id == outcome.item_id, _ITEMS.c.verdict.in_(_OPEN))
+                    .values(verdict=outcome.verdict, reasons=list(outcome.reasons), decided_at=now)
+                )
+
+    # -- purging -----------------------------------------------------------------
+
+    def _purge_due(self, run: dict[str, Any], rule_set: RuleSet, lost: Callable[[], bool]) -> None:
+        now = self.clock()
+        with self.db.writer() as session:
+            conn = session.connection()
+            query = select(_TRASH).where(_TRASH.c.purge_after <= now)
+            if run["repository"] is not None:
+                query = query.where(_TRASH.c.repository == run["repository"])
+            due = conn.execute(query).mappings().all()
+            known = set(
+                conn.execute(
+                    select(_ITEMS.c.trash_id).where(
+                        _ITEMS.c.run_id == run["id"], _ITEMS.c.verdict.in_(_PURGE_VERDICTS)
+                    )
+                ).scalars()
+            )
+            rows = [_purge_item(run["id"], row) for row in due if row["id"] not in known]
+            for chunk in _chunks(rows, 2000):
+                conn.execute(insert(_ITEMS), chunk)
+        items = self._items(run["id"], PURGE_PENDING)
+        self._in_pool(items, lambda item: self._purge_one(run, item, now), lost, PURGE_VETOED)
+
+    def _purge_one(self, run: dict[str, Any], item: dict[str, Any], now: datetime) -> _Outcome:
+        with self.db.reader() as session:
+            row = (
+                session.connection()
+                .execute(select(_TRASH.c.snapshot).where(_TRASH.c.id == item["trash_id"]))
+                .first()
+            )
+        if row is None:
+            return _Outcome(item["id"], SKIPPED, ("restored or purged before its turn",))
+        action = Action(
+            verb=RETAIN,
+            resource=_resource(item),
+            details=_details(run, item, "purge"),
+            artifact=_snapshot_facts(row.snapshot),
+            retention=self._retention_facts(run, item, "purge", now),
+        )
+
+        def apply(session: Session) -> None:
+            conn = session.connection()
+            size = trash.purge(conn, item["trash_id"])
+            conn.execute(
+                update(_ITEMS)
+                .where(_ITEMS.c.id == item["id"])
+                .values(verdict=PURGED, size=size, decided_at=now)
+            )
+
+        return self._govern(item, action, apply, PURGE_VETOED)
+
+    # -- finishing -----------------------------------------------------------------
+
+    def _finish(self, run_id: int) -> None:
+        run = self._run_row(run_id)
+        with self.db.reader() as session:
+            items = (
+                session.connection()
+                .execute(select(_ITEMS).where(_ITEMS.c.run_id == run_id).order_by(_ITEMS.c.id))
+                .mappings()
+                .all()
+            )
+        report = reports.build(run, items)
+        report["policy_revision"] = self.services.policy.revision
+        summary = report["summary"]
+        now = self.clock()
+        report["finished_at"] = now.isoformat()
+
+        def apply(session: Session) -> None:
+            session.connection().execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run_id)
+                .values(
+                    status=FINISHED,
+                    finished_at=now,
+                    deleted=summary["deleted"],
+                    vetoed=summary["vetoed"],
+                    kept=summary["kept"],
+                    purged=summary["purged"],
+                    errors=summary["errors"],
+                    bytes_deleted=summary["bytes_deleted"],
+                    bytes_purged=summary["bytes_purged"],
+                    report=report,
+                )
+            )
+
+        self.governor.record(
+            RETENTION_SUBJECT,
+            "retention.run.finish",
+            {"retention": "run"},
+            apply,
+            {"run_id": run_id, **summary, "policy_revision": report["policy_revision"]},
+        )
+
+    def _fail(self, run_id: int, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"[:2000]
+        log.error("retention run failed", run=run_id, error=message)
+        with self.db.writer() as session:
+            session.connection().execute(
+                update(_RUNS)
+                .where(_RUNS.c.id == run_id)
+                .values(status=FAILED, error=message, finished_at=self.clock())
+            )
+
+    # -- restore -------------------------------------------------------------------
+
+    def restore(
+        self, subject: Subject, repository: str, package: str, version: str
+    ) -> trash.Restored:
+        """Bring a soft-deleted version back (audited as ``retention.restore``)."""
+        with self.db.reader() as session:
+            row = trash.latest_trash(session.connection(), repository, package, version)
+        if row is None:
+            raise NotFound(
+                f"{repository}/{package}/{version} is not in the trash: it was never deleted by "
+                "retention, was restored already, or was purged"
+            )
+        resource = {
+            "repository": repository,
+            "format": row.format,
+            "name": package,
+            "version": version,
+        }
+        details = {
+            "trash_id": row.id,
+            "rule": row.rule_id,
+            "run_id": row.run_id,
+            "deleted_at": row.deleted_at.isoformat(),
+        }
+        return self.governor.record(
+            subject,
+            "retention.restore",
+            resource,
+            lambda session: trash.restore(session.connection(), row.id),
+            details,
+        )
+
+    # -- rows ----------------------------------------------------------------------
+
+    def _run_row(self, run_id: int) -> dict[str, Any]:
+        with self.db.reader() as session:
+            row = (
+                session.connection()
+                .execute(select(_RUNS).where(_RUNS.c.id == run_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound(f"retention run {run_id} does not exist")
+        return dict(row)
+
+    def _items(self, run_id: int, verdict: str) -> list[dict[str, Any]]:
+        with self.db.reader() as session:
+            rows = (
+                session.connection()
+                .execute(
+                    select(_ITEMS)
+                    .where(_ITEMS.c.run_id == run_id, _ITEMS.c.verdict == verdict)
+                    .order_by(_ITEMS.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) for row in rows]
+
+
+_OPEN = (PENDING, PURGE_PENDING)
+_PURGE_VERDICTS = (PURGE_PENDING, PURGED, PURGE_VETOED)
+
+
+def _require_repository(conn: Connection, name: str) -> None:
+    from registry.db.models import Repository
+
+    table = _table(Repository)
+    if conn.execute(select(table.c.id).where(table.c.name == name)).first() is None:
+        raise NotFound(f"repository {name!r} not found; 'arbiter repo list' shows them")
+
+
+def _item(run_id: int, verdict: engine.Verdict, state: str, **extra: Any) -> dict[str, Any]:
+    version = verdict.version
+    return {
+        "run_id": run_id,
+        "version_id": version.id,
+        "trash_id": None,
+        "repository": version.repository,
+        "format": version.format,
+        "package": version.package,
+        "version": version.version,
+        "rule_id": verdict.rule_id,
+        "rule_name": verdict.rule_name[:200],
+        "verdict": state,
+        "reason": verdict.reason[:512],
+        "reasons": [],
+        "size": version.size,
+        "decided_at": extra.get("decided_at"),
+    }
+
+
+def _purge_item(run_id: int, trash_row: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "version_id": None,
+        "trash_id": trash_row["id"],
+        "repository": trash_row["repository"],
+        "format": trash_row["format"],
+        "package": trash_row["package"],
+        "version": trash_row["version"],
+        "rule_id": trash_row["rule_id"],
+        "rule_name": trash_row["rule_name"],
+        "verdict": PURGE_PENDING,
+        "reason": f"recovery period over (deleted {trash_row['deleted_at']})",
+        "reasons": [],
+        "size": trash_row["size"],
+        "decided_at": None,
+    }
+
+
+def _resource(item: dict[str, Any]) -> Resource:
+    digest = item["version"] if item["format"] == "oci" else None
+    return Resource(
+        repository=item["repository"],
+        format=item["format"],
+        name=item["package"],
+        version=item["version"],
+        digest=digest,
+    )
+
+
+def _details(run: dict[str, Any], item: dict[str, Any], phase: str) -> dict[str, Any]:
+    return {
+        "rule": item["rule_id"],
+        "rule_name": item["rule_name"],
+        "reason": item["reason"],
+        "verdict": phase,
+        "phase": phase,
+        "run_id": run["id"],
+        "rule_set_version": run["rule_set_version"],
+        "size": int(item["size"]),
+    }
+
+
+def _snapshot_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Artifact facts of a trashed version (the live rows are gone): labels, tags, times."""
+    version = snapshot.get("version", {})
+    children = {entry["table"]: entry["rows"] for entry in snapshot.get("children", [])}
+    return {
+        "labels": {row["key"]: row["value"] for row in children.get("labels", [])},
+        "tags": sorted(row["name"] for row in children.get("tags", [])),
+        "size": sum(int(row["size"]) for row in children.get("files", [])),
+        "created_at": _aware(version.get("created_at")),
+        "last_pulled_at": _aware(version.get("last_pulled_at")),
+        "downloads": int(version.get("downloads") or 0),
+        "provenance": version.get("provenance") or {},
+    }
+
+
+def _aware(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return inventory.utc(datetime.fromisoformat(text))
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
