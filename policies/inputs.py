@@ -189,11 +189,13 @@ def build_input(
     artifact: Artifact | None = None,
     tag: TagChange | None = None,
     target_repository: str | None = None,
+    retention: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole input document, version :data:`INPUT_VERSION`.
 
     Every key is present; facts that do not apply are ``null`` (``tag`` outside
-    tagging, ``target`` outside promotion) so policies never trip on a missing key.
+    tagging, ``target`` outside promotion, ``retention`` outside retention) so
+    policies never trip on a missing key.
     """
     if not action:
         raise PolicyInputError("action must be a non-empty string such as 'pull'")
@@ -207,6 +209,7 @@ def build_input(
         "artifact": artifact_doc(artifact or Artifact()),
         "tag": _tag_doc(tag),
         "target": None if target_repository is None else {"repository": target_repository},
+        "retention": None if retention is None else dict(retention),
         "context": context_doc(context),
     }
 

@@ -51,6 +51,8 @@ class Action:
     database knows. ``details`` go into the audit event as they are.
     ``tag`` is the tag a push or tag action points at ``resource.digest``
     (and where it points now), so the policy can keep immutable tags still.
+    ``retention`` is what a retention run tells the policy (the rule, who
+    references the artifact, which teams pulled it), so the policy may veto.
     """
 
     verb: str
@@ -59,6 +61,7 @@ class Action:
     artifact: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     tag: TagChange | None = None
+    retention: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def policy_input(
             stage=action.stage,
         ),
         tag=action.tag,
+        retention=action.retention,
     )
 
 

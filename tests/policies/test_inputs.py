@@ -35,6 +35,7 @@ TOP_LEVEL = {
     "artifact",
     "tag",
     "target",
+    "retention",
     "context",
 }
 
@@ -65,6 +66,7 @@ def test_facts_that_do_not_apply_are_null() -> None:
     doc = make_input("pull")
     assert doc["tag"] is None
     assert doc["target"] is None
+    assert doc["retention"] is None
     assert doc["artifact"]["last_pulled_at"] is None
 
 
