@@ -20,7 +20,7 @@ def policy_input(
 ) -> dict[str, Any]:
     resource = action.resource
     repository = facts.repository
-    return doc.build_input(
+    document = doc.build_input(
         action=action.verb,
         subject=doc.Subject(
             id=subject.id, kind=subject.kind, roles=subject.roles, teams=subject.teams
@@ -48,6 +48,12 @@ def policy_input(
         tag=action.tag,
         retention=action.retention,
     )
+    package = facts.artifact.get("package")
+    if package:
+        # Package formats (PyPI, npm) read these from the package itself:
+        # summary, license expression, dependencies, requires-python/engines, hashes.
+        document["artifact"]["package"] = dict(package)
+    return document
 
 
 def _artifact(facts: dict[str, Any]) -> doc.Artifact:

@@ -1,0 +1,86 @@
+"""The two decisions of a package push, around an analysis step the formats own.
+
+:func:`registry.governance.uploads.governed_push` decides, stages and decides
+again in one call, with nothing in between but the digest and size. A package
+push must read the staged file (wheel METADATA, sdist PKG-INFO, the npm
+tarball's package.json) before the second decision, so that the policy sees
+the licenses and dependencies of the content itself; the two halves are
+therefore offered separately here, on the same road:
+
+1. :func:`decide_request` -- before any byte of content is accepted;
+2. the format streams the content into staging and inspects it;
+3. :func:`commit_staged` -- the content-stage decision, and on allow the
+   commit of the staged blobs, their rows and the audit event in one
+   transaction. Staged bytes are discarded whatever the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from registry.auth.subject import Subject
+from registry.blobs import BlobRef, BlobStore, StagedBlob
+from registry.db.models import Blob
+from registry.governance import STAGE_CONTENT, STAGE_REQUEST, Action, Governor, RequestContext
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged blob and the media type its row records."""
+
+    blob: StagedBlob
+    media_type: str = "application/octet-stream"
+
+
+async def decide_request(
+    governor: Governor, subject: Subject, action: Action, context: RequestContext
+) -> None:
+    """The request-stage decision; raises PolicyDenied (audited) on a deny."""
+    if action.stage != STAGE_REQUEST:
+        raise ValueError("decide_request takes an action at stage 'request'")
+    await run_in_threadpool(governor.govern, subject, action, context)
+
+
+async def commit_staged(
+    governor: Governor,
+    blobs: BlobStore,
+    subject: Subject,
+    action: Action,
+    context: RequestContext,
+    staged: Sequence[Staged],
+    record: Callable[[Session, list[BlobRef]], T],
+) -> T:
+    """Decide the content; on allow commit ``staged`` and run ``record`` in one transaction."""
+    if action.stage != STAGE_CONTENT:
+        raise ValueError("commit_staged takes an action at stage 'content'")
+
+    def apply(session: Session) -> T:
+        refs = []
+        for item in staged:
+            ref = blobs.commit(item.blob)
+            if session.get(Blob, ref.digest) is None:
+                session.add(Blob(digest=ref.digest, size=ref.size, media_type=item.media_type))
+                session.flush()
+            refs.append(ref)
+        return record(session, refs)
+
+    try:
+        result = await run_in_threadpool(governor.govern, subject, action, context, apply)
+    finally:
+        discard(blobs, staged)
+    if result is None:  # pragma: no cover - govern returns what apply returned
+        raise RuntimeError("the governed push returned nothing")
+    return result
+
+
+def discard(blobs: BlobStore, staged: Sequence[Staged]) -> None:
+    """Forget staged blobs (a no-op for those already committed)."""
+    for item in staged:
+        blobs.discard(item.blob)
