@@ -31,8 +31,12 @@ pull (download)    ``listing``: true for index listings (not counted);
                    teams from ``actor.teams`` or ``input.subject.teams``
 quarantine,        ``reason``; ``label`` events with ``labels.quarantine``
 release            (true/false) count too
-retain             ``rule``, ``verdict`` (``keep``/``delete``/``veto``); an
-                   outcome of ``denied`` or verdict ``veto`` is a veto
+retain             ``rule``, ``rule_name``, ``reason``, ``run_id``, ``verdict``
+                   (``keep``/``delete``/``purge``/``veto``); an outcome of
+                   ``denied`` or verdict ``veto`` is a veto; ``delete`` and
+                   ``purge`` make the status ``deleted``; the decision's
+                   ``policy_revision`` is kept with the step
+retention.restore  ``rule``, ``run_id``, ``deleted_at``; status ``active`` again
 delete (retire)    ``reason``
 label              ``labels``
 any                ``derived_from`` / ``base_image``: derived-from relation;
@@ -79,6 +83,7 @@ _KINDS = {
     "delete": "deleted",
     "retire": "deleted",
     "label": "labelled",
+    "retention.restore": "restored",
 }
 _PULLS = frozenset({"pull", "download"})
 
@@ -225,8 +230,9 @@ _FACT_KEYS = {
     "copied": ("target",),
     "quarantined": ("reason", "labels"),
     "released": ("reason", "labels"),
-    "retained": ("rule", "verdict"),
-    "vetoed": ("rule", "verdict"),
+    "retained": ("rule", "rule_name", "verdict", "reason", "run_id"),
+    "vetoed": ("rule", "rule_name", "verdict", "reason", "run_id"),
+    "restored": ("rule", "run_id", "deleted_at"),
     "deleted": ("reason",),
     "labelled": ("labels",),
 }
@@ -238,6 +244,8 @@ def _step(event: Event, kind: str) -> Step:
         facts["digest"] = event.resource["digest"]
     if event.decision is not None and event.decision.get("reasons"):
         facts["reasons"] = event.decision["reasons"]
+    if kind in ("retained", "vetoed") and event.decision is not None:
+        facts["policy_revision"] = event.decision.get("policy_revision")
     for key in ("error", "stage"):
         if key in event.details:
             facts[key] = event.details[key]
@@ -335,8 +343,12 @@ class _Fold:
                 status = "quarantined"
             elif step.kind == "released" and status == "quarantined":
                 status = "active"
-            elif step.kind == "deleted":
+            elif step.kind == "deleted" or (
+                step.kind == "retained" and step.facts.get("verdict") in ("delete", "purge")
+            ):
                 status = "deleted"
+            elif step.kind == "restored":
+                status = "active"
         return status
 
     def pulls(self) -> Pulls:
