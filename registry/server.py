@@ -2,11 +2,13 @@
 
 granian was measured against uvicorn (DESIGN.md): it offers the ASGI
 ``http.response.pathsend`` extension, so Starlette's ``FileResponse`` hands the
-file to the server to send without copying it through Python. The parent
-process prepares the database once (migrations, the first administrator); each
-worker then builds its own app through :func:`app_factory`, reading the
-parent's settings from an environment variable so every worker runs on exactly
-the settings the parent resolved.
+file to the server to send without copying it through Python. The command
+prepares the database once (migrations, the first administrator), then
+replaces itself (``exec``) with a lean supervisor that imports granian and
+the settings only: the supervisor lives as long as the server, so it should
+not keep the CLI's and the application's modules in memory. Each worker builds
+its own app through :func:`app_factory`, reading the settings the command
+resolved from an environment variable.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +30,8 @@ from rich.console import Console
 from rich.panel import Panel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.bootstrap import ensure_admin, record_configuration
 from registry.config import Settings
 from registry.logging import configure
-from registry.services import build_services
 
 APP_TARGET = "registry.server:app_factory"
 SETTINGS_ENV = "ARBITER_SERVER_SETTINGS"
@@ -50,6 +51,16 @@ def serve(settings: Settings) -> None:
     if token is not None:
         show_admin_token(token)
     os.environ[SETTINGS_ENV] = settings.model_dump_json(exclude={"bootstrap_token"})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The supervisor is exec'd (not a child): same pid, so signals reach granian.
+    os.execv(sys.executable, [sys.executable, "-m", "registry.supervisor"])  # noqa: S606
+
+
+def supervise() -> None:
+    """The exec'd supervisor: granian over the settings the command resolved."""
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    configure(settings.log_level)
     granian_server(settings).serve()
 
 
@@ -73,6 +84,9 @@ def ensure_port_free(host: str, port: int) -> None:
 
 def prepare(settings: Settings) -> str | None:
     """Migrate and bootstrap once, before any worker starts; the new admin token, if any."""
+    from registry.bootstrap import ensure_admin, record_configuration
+    from registry.services import build_services
+
     services = build_services(settings)
     try:
         token = ensure_admin(services.governor, settings.bootstrap_token)
