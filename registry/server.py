@@ -13,9 +13,11 @@ resolved from an environment variable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.log import LogLevels
 from granian.server import Server
 from granian.server.common import AbstractServer
+from granian.server.embed import Server as EmbeddedServer
 from prometheus_client import Counter
 from rich.console import Console
 from rich.panel import Panel
@@ -51,10 +54,39 @@ def serve(settings: Settings) -> None:
     if token is not None:
         show_admin_token(token)
     os.environ[SETTINGS_ENV] = settings.model_dump_json(exclude={"bootstrap_token"})
+    if settings.workers == 1:
+        serve_embedded(settings)
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     # The supervisor is exec'd (not a child): same pid, so signals reach granian.
     os.execv(sys.executable, [sys.executable, "-m", "registry.supervisor"])  # noqa: S606
+
+
+def serve_embedded(settings: Settings) -> None:
+    """One worker: granian's embedded server in this process, no supervisor beside it.
+
+    A supervisor process costs its own interpreter (about 50 MB here); with
+    one worker there is nothing for it to supervise.
+    """
+    server = EmbeddedServer(
+        app_factory,
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.auto,
+        websockets=False,
+        log_dictconfig=GRANIAN_LOGGING,
+    )
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        await server.serve()
+
+    asyncio.run(run())
 
 
 def supervise() -> None:
