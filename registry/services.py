@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -36,6 +37,7 @@ class Services:
     authenticator: Authenticator
     signer: NoteSigner
     scheduler: BackgroundScheduler | None = None
+    retention: Any = None  # registry.retention.scheduler.RetentionScheduler once started
 
     def start(self) -> None:
         """Background work of a serving instance: policy watch, staging sweep, checkpoints."""
@@ -53,8 +55,15 @@ class Services:
                 max_instances=1,
             )
             self.scheduler.start()
+        from registry.retention.scheduler import RetentionScheduler  # imports this module
+
+        self.retention = RetentionScheduler(self)
+        self.retention.start()
 
     def close(self) -> None:
+        if self.retention is not None:
+            self.retention.shutdown()
+            self.retention = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None

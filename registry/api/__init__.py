@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from registry.api import artifacts, audit, identities, lineage, policy, repositories
+from registry.api import artifacts, audit, identities, lineage, policy, repositories, retention
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(repositories.router)
@@ -11,5 +11,6 @@ router.include_router(policy.router)
 router.include_router(audit.router)
 router.include_router(lineage.router)
 router.include_router(artifacts.router)
+router.include_router(retention.router)
 
 __all__ = ["router"]

@@ -32,7 +32,7 @@ SECTIONS = {
 }
 
 
-def entry(item: Mapping[str, Any]) -> dict[str, Any]:
+def entry(item: Mapping[Any, Any]) -> dict[str, Any]:
     """One version in a report: where it is, the rule, why, how big."""
     found = {
         "repository": item["repository"],
@@ -48,7 +48,7 @@ def entry(item: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
-def build(run: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def build(run: Mapping[str, Any], items: Iterable[Mapping[Any, Any]]) -> dict[str, Any]:
     """The report document of ``run`` (a run row) from its ``items`` (item rows)."""
     sections: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS.values()}
     for item in items:

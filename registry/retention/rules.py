@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PROTECT = "protect"
-CLEANUP = "cleanup"
+PROTECT: Final = "protect"
+CLEANUP: Final = "cleanup"
 DEFAULT_RECOVERY_DAYS = 14
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SLUG = re.compile(r"[^a-z0-9._-]+")

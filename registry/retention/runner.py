@@ -64,6 +64,7 @@ from registry.services import Services
 # The robot every retention decision is made for; maintainer grants retain.
 RETENTION_SUBJECT = Subject(id="retention", kind="robot", roles=("maintainer",))
 DEFAULT_WORKERS = 4
+MAX_ATTEMPTS = 3
 FLUSH_EVERY = 500
 
 log = structlog.get_logger("arbiter.retention")
@@ -188,7 +189,33 @@ class RetentionRunner:
         trigger: str = "manual",
         schedule_key: str | None = None,
     ) -> int | None:
-        """Run now; returns the run id (None when a scheduled tick already ran elsewhere)."""
+        """Run now, to the end; returns the run id (None: this tick already ran elsewhere)."""
+        run_id = self.start(
+            requested_by,
+            repository=repository,
+            confirm=confirm,
+            trigger=trigger,
+            schedule_key=schedule_key,
+        )
+        if run_id is not None:
+            self.execute(run_id)
+        return run_id
+
+    def start(
+        self,
+        requested_by: Subject,
+        *,
+        repository: str | None = None,
+        confirm: bool = False,
+        trigger: str = "manual",
+        schedule_key: str | None = None,
+    ) -> int | None:
+        """Take the lease, finish interrupted runs, plan and record a new run.
+
+        On success the lease stays held for :meth:`execute` (which releases
+        it), so a caller may answer its client first and carry the run out
+        on another thread.
+        """
         if not self.lease.acquire():
             state = self.lease.state()
             raise RunInProgress(
@@ -205,15 +232,22 @@ class RetentionRunner:
             if everything and not confirm:
                 raise ConfirmationRequired(everything)
             try:
-                run_id = self._create(
+                return self._create(
                     requested_by, stored.version, plan, repository, confirm, trigger, schedule_key
                 )
             except IntegrityError:
                 if schedule_key is None:
                     raise
+                self.lease.release()
                 return None  # another process started this tick's run
+        except BaseException:
+            self.lease.release()
+            raise
+
+    def execute(self, run_id: int) -> None:
+        """Carry out a started run, then give the lease back."""
+        try:
             self._execute(run_id)
-            return run_id
         finally:
             self.lease.release()
 
@@ -259,7 +293,7 @@ class RetentionRunner:
 
         def apply(session: Session) -> int:
             conn = session.connection()
-            run_id = conn.execute(
+            inserted = conn.execute(
                 insert(_RUNS).values(
                     status=RUNNING,
                     trigger=trigger,
@@ -281,7 +315,9 @@ class RetentionRunner:
                     created_at=now,
                     started_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert inserted is not None
+            run_id = int(inserted[0])
             rows = [_item(run_id, v, PENDING) for v in plan.deletions]
             rows += [_item(run_id, v, KEPT, decided_at=now) for v in plan.kept]
             for chunk in _chunks(rows, 2000):
@@ -552,14 +588,26 @@ class RetentionRunner:
         )
 
     def _fail(self, run_id: int, error: Exception) -> None:
+        """Record the error; the run stays resumable until it failed :data:`MAX_ATTEMPTS` times.
+
+        An error mid-run (the database went away, the process is stopping)
+        is an interruption like a crash; only a run that keeps failing is
+        given up, so a deterministic fault cannot loop for ever.
+        """
         message = f"{type(error).__name__}: {error}"[:2000]
-        log.error("retention run failed", run=run_id, error=message)
-        with self.db.writer() as session:
-            session.connection().execute(
-                update(_RUNS)
-                .where(_RUNS.c.id == run_id)
-                .values(status=FAILED, error=message, finished_at=self.clock())
-            )
+        log.error("retention run interrupted by an error", run=run_id, error=message)
+        try:
+            with self.db.writer() as session:
+                conn = session.connection()
+                attempts = conn.execute(
+                    select(_RUNS.c.attempts).where(_RUNS.c.id == run_id)
+                ).scalar_one()
+                values: dict[str, Any] = {"error": message}
+                if attempts >= MAX_ATTEMPTS:
+                    values.update(status=FAILED, finished_at=self.clock())
+                conn.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))
+        except Exception:  # the database itself is gone: the next runner resumes
+            log.exception("could not record the retention run's error", run=run_id)
 
     # -- restore -------------------------------------------------------------------
 

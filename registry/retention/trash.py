@@ -22,7 +22,7 @@ governed action) and never commit on their own.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -32,6 +32,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Insert,
     LargeBinary,
     Table,
     delete,
@@ -99,7 +100,7 @@ def _autoincrement_id(table: Table) -> bool:
     return len(keys) == 1 and keys[0].name == "id" and keys[0].type.python_type is int
 
 
-def _encode(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+def _encode(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     encoded: dict[str, Any] = {}
     for column in table.columns:
         value = row[column.name]
@@ -136,7 +137,7 @@ def _is_datetime(column: Column[Any]) -> bool:
 def _collect(
     conn: Connection,
     parent: Table,
-    rows: list[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
     depth: int,
     into: list[tuple[Table, Column[Any], list[Any], list[dict[str, Any]]]],
 ) -> None:
@@ -208,7 +209,8 @@ def trash_version(
             for table, _column, _keys, rows in children
         ],
     }
-    trash_id = conn.execute(
+    trash_id = _new_id(
+        conn,
         insert(_TRASH).values(
             repository=repository,
             format=found["_format"],
@@ -221,8 +223,8 @@ def trash_version(
             snapshot=snapshot,
             deleted_at=now,
             purge_after=purge_after,
-        )
-    ).inserted_primary_key[0]
+        ),
+    )
     if digests:
         conn.execute(
             insert(_TRASH_BLOBS), [{"trash_id": trash_id, "digest": d} for d in sorted(digests)]
@@ -277,7 +279,7 @@ def restore(conn: Connection, trash_id: int) -> Restored:
     ).scalar()
     if package_id is None:
         values = {k: v for k, v in package.items() if k != "id"} | {"repository_id": repo_id}
-        package_id = conn.execute(insert(_PACKAGES).values(values)).inserted_primary_key[0]
+        package_id = _new_id(conn, insert(_PACKAGES).values(values))
     ids[(_PACKAGES.name, package["id"])] = package_id
     version = _decode(_VERSIONS, snapshot["version"])
     taken = conn.execute(
@@ -291,9 +293,7 @@ def restore(conn: Connection, trash_id: int) -> Restored:
             "the deletion); delete that version first or leave the trashed one to be purged"
         )
     values = {k: v for k, v in version.items() if k != "id"} | {"package_id": package_id}
-    ids[(_VERSIONS.name, version["id"])] = conn.execute(
-        insert(_VERSIONS).values(values)
-    ).inserted_primary_key[0]
+    ids[(_VERSIONS.name, version["id"])] = _new_id(conn, insert(_VERSIONS).values(values))
     for entry in snapshot["children"]:
         table = SQLModel.metadata.tables[entry["table"]]
         for row in entry["rows"]:
@@ -317,7 +317,7 @@ def _reinsert(
     old_id = values.pop("id", None) if _autoincrement_id(table) else None
     try:
         with conn.begin_nested():
-            new_id = conn.execute(insert(table).values(values)).inserted_primary_key[0]
+            new_id = _new_id(conn, insert(table).values(values))
     except IntegrityError:
         if table.name != _TAGS.name:
             raise Conflict(
@@ -379,6 +379,13 @@ def unlink_unused(conn: Connection, repository: str, image: str) -> int:
     for chunk in _chunks(unused, 500):
         conn.execute(delete(_LINKS).where(_LINKS.c.id.in_(chunk)))
     return len(unused)
+
+
+def _new_id(conn: Connection, statement: Insert) -> Any:
+    """The primary key of the row ``statement`` inserted."""
+    key = conn.execute(statement).inserted_primary_key
+    assert key is not None
+    return key[0]
 
 
 def _table_named(name: str) -> Table:

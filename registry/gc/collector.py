@@ -1,0 +1,235 @@
+"""Online mark-and-sweep of blobs nothing references, safe while pushes run.
+
+1. **Lease.** One collector at a time across processes (the ``gc`` lease).
+2. **Mark.** Every digest referenced by any column with a foreign key to
+   ``blobs.digest`` (:mod:`registry.gc.references`): files of every format,
+   OCI manifests and image links (staged links too: a push in progress), and
+   the retention trash (restorable versions).
+3. **Candidates.** Blobs in the store or in the ``blobs`` table that were not
+   marked and are older than the grace period (the blob row's creation time,
+   or the file's modification time when there is no row): a blob committed a
+   moment ago may belong to a push whose rows are not committed yet.
+4. **Sweep**, in batches, each in one write transaction that excludes the
+   pushes it races with: on SQLite the transaction holds the database's write
+   lock, under which every push commits its bytes and rows together; on
+   PostgreSQL the batch's ``blobs`` rows are locked ``FOR UPDATE``, which a
+   push inserting a reference to them (a foreign key) must wait for. Inside
+   it the references are checked again, and only blobs still unreferenced
+   lose their row and then their bytes, before the COMMIT. A push that
+   committed a reference after the mark is seen by the re-check; one that
+   comes after the sweep finds no row and no file and stores the bytes anew.
+   (On PostgreSQL a push that found the row just before the sweep locked it
+   fails on its foreign key instead of referencing missing bytes; the client
+   retries.) Upload sessions and staged bodies live outside the
+   content-addressed area and are never candidates.
+5. **Report**: bytes reclaimed and each repository's usage right after.
+
+Grace is measured on the wall clock (pushes race in real time), not on the
+injected clock that retention uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Table, delete, select
+
+from registry.auth.subject import Subject
+from registry.blobs import BlobNotFound
+from registry.db.models import Blob
+from registry.errors import Conflict
+from registry.gc import references
+from registry.gc.usage import repository_usage
+from registry.retention.lease import GC, Lease
+from registry.services import Services
+
+DEFAULT_GRACE = timedelta(hours=1)
+BATCH = 500
+RECORDED_DIGESTS = 1000  # the audit event lists at most this many digests
+
+log = structlog.get_logger("arbiter.gc")
+_BLOBS: Table = Blob.__table__  # type: ignore[attr-defined]
+
+
+class CollectionInProgress(Conflict):
+    """Another process is collecting garbage."""
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    grace_seconds: float
+    scanned: int = 0  # blobs in the store plus rows without bytes
+    referenced: int = 0
+    young: int = 0  # unreferenced but inside the grace period
+    rescued: int = 0  # referenced again by the time their batch was swept
+    deleted: int = 0
+    rows_only: int = 0  # rows whose bytes were already gone
+    bytes_reclaimed: int = 0
+    seconds: float = 0.0
+    digests: list[str] = field(default_factory=list)
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "grace_seconds": self.grace_seconds,
+            "scanned": self.scanned,
+            "referenced": self.referenced,
+            "young": self.young,
+            "rescued": self.rescued,
+            "deleted": self.deleted,
+            "rows_only": self.rows_only,
+            "bytes_reclaimed": self.bytes_reclaimed,
+            "seconds": round(self.seconds, 3),
+            "digests": self.digests[:RECORDED_DIGESTS],
+            "usage": self.usage,
+        }
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    digest: str
+    size: int
+    has_row: bool
+    has_file: bool
+
+
+class GarbageCollector:
+    """Collects unreferenced blobs of one registry (database plus blob store)."""
+
+    def __init__(self, services: Services, *, batch: int = BATCH) -> None:
+        self.services = services
+        self.db = services.db
+        self.blobs = services.blobs
+        self.batch = batch
+        self.lease = Lease(self.db, GC, lambda: datetime.now(UTC))
+
+    def collect(
+        self,
+        subject: Subject,
+        *,
+        dry_run: bool = False,
+        grace_minutes: float | None = None,
+    ) -> GcReport:
+        grace = DEFAULT_GRACE if grace_minutes is None else timedelta(minutes=grace_minutes)
+        if not self.lease.acquire():
+            raise CollectionInProgress(
+                "garbage collection is running in another process; try again when it ends"
+            )
+        started = time.perf_counter()
+        report = GcReport(dry_run=dry_run, grace_seconds=grace.total_seconds())
+        try:
+            with self.lease.heartbeat():
+                candidates = self._mark(report, grace)
+                if dry_run:
+                    report.deleted = len(candidates)
+                    report.bytes_reclaimed = sum(c.size for c in candidates)
+                    report.digests = sorted(c.digest for c in candidates)
+                else:
+                    for chunk in _chunks(candidates, self.batch):
+                        self._sweep(chunk, report)
+            with self.db.reader() as session:
+                report.usage = repository_usage(session.connection())
+        finally:
+            self.lease.release()
+        report.seconds = time.perf_counter() - started
+        if not dry_run:
+            self._record(subject, report)
+        return report
+
+    def _mark(self, report: GcReport, grace: timedelta) -> list[_Candidate]:
+        cutoff = datetime.now(UTC) - grace
+        with self.db.reader() as session:
+            conn = session.connection()
+            marked = references.referenced(conn)
+            rows = {
+                digest: (int(size), _aware(created))
+                for digest, size, created in conn.execute(
+                    select(_BLOBS.c.digest, _BLOBS.c.size, _BLOBS.c.created_at)
+                )
+            }
+        stored = set(self.blobs.iter_digests())
+        everything = stored | set(rows)
+        report.scanned = len(everything)
+        candidates = []
+        for digest in sorted(everything):
+            if digest in marked:
+                report.referenced += 1
+                continue
+            row = rows.get(digest)
+            born = row[1] if row is not None else self._file_time(digest)
+            if born is None or born > cutoff:
+                report.young += 1
+                continue
+            size = row[0] if row is not None else self._file_size(digest)
+            candidates.append(_Candidate(digest, size, row is not None, digest in stored))
+        return candidates
+
+    def _sweep(self, chunk: list[_Candidate], report: GcReport) -> None:
+        """Delete one batch under the lock that excludes the pushes it races with."""
+        with self.db.writer() as session:
+            conn = session.connection()
+            digests = [c.digest for c in chunk]
+            _lock_rows(conn, digests)
+            again = references.still_referenced(conn, digests)
+            doomed = [c for c in chunk if c.digest not in again]
+            report.rescued += len(chunk) - len(doomed)
+            rows = [c.digest for c in doomed if c.has_row]
+            for part in _chunks(rows, BATCH):
+                conn.execute(delete(_BLOBS).where(_BLOBS.c.digest.in_(part)))
+            for candidate in doomed:
+                removed = self.blobs.delete(candidate.digest) if candidate.has_file else False
+                if removed:
+                    report.deleted += 1
+                    report.bytes_reclaimed += candidate.size
+                    report.digests.append(candidate.digest)
+                elif candidate.has_row:
+                    report.rows_only += 1
+
+    def _record(self, subject: Subject, report: GcReport) -> None:
+        details = report.to_json()
+        details.pop("usage")
+        details["digests_truncated"] = len(report.digests) > RECORDED_DIGESTS
+        self.services.governor.record(
+            subject, "gc.run", {"gc": "blobs"}, lambda _session: None, details
+        )
+
+    def _file_time(self, digest: str) -> datetime | None:
+        try:
+            mtime = self.blobs.path_of(digest).stat().st_mtime
+        except (BlobNotFound, FileNotFoundError):
+            return None
+        return datetime.fromtimestamp(mtime, UTC)
+
+    def _file_size(self, digest: str) -> int:
+        try:
+            return self.blobs.size(digest)
+        except BlobNotFound:
+            return 0
+
+
+def _lock_rows(conn: Connection, digests: list[str]) -> None:
+    """PostgreSQL: lock the batch's rows; SQLite's write transaction already excludes writers."""
+    if conn.dialect.name != "postgresql":
+        return
+    for part in _chunks(digests, BATCH):
+        conn.execute(
+            select(_BLOBS.c.digest).where(_BLOBS.c.digest.in_(part)).with_for_update()
+        ).all()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
