@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from registry import api
 from registry.config import Settings
-from registry.formats import generic, oci, pypi
+from registry.formats import generic, npm, oci, pypi
 from registry.services import Services, build_services
 from registry.web import errors
 from registry.web.middleware import RequestContextMiddleware
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(api.router)
     app.include_router(generic.router)
     app.include_router(pypi.router)
+    app.include_router(npm.router)
     _add_health(app, services)
     return app
 

@@ -1,0 +1,155 @@
+"""The read path: a package's versions, tarballs and dist-tags through prebuilt Core queries.
+
+``npm install`` reads a packument and a tarball per dependency, each decided
+and audited, so these statements are built once and resolve the repository
+(refusing one that is missing or of another format) in the same round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, select
+
+from registry.db.models import ArtifactFile, Package, Repository, Tag, Version
+from registry.errors import BadRequest, NotFound
+
+FORMAT = "npm"
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+_R, _P, _V = _table(Repository), _table(Package), _table(Version)
+_F, _T = _table(ArtifactFile), _table(Tag)
+
+
+@dataclass(frozen=True)
+class Tarball:
+    filename: str
+    digest: str
+    size: int
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    id: int
+    version: str
+    manifest: dict[str, Any]
+    created_at: datetime
+    tarball: Tarball | None
+
+
+@dataclass
+class PackageState:
+    """Everything a packument shows: versions (in publish order) and dist-tags."""
+
+    name: str
+    versions: list[VersionRow] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def version(self, version: str) -> VersionRow | None:
+        return next((v for v in self.versions if v.version == version), None)
+
+    @property
+    def modified(self) -> datetime | None:
+        return max((v.created_at for v in self.versions), default=None)
+
+
+def _checked(row: Any, repository: str) -> Any:
+    if row is None:
+        raise NotFound(
+            f"repository {repository!r} not found; "
+            f"create it with 'arbiter repo create {repository} --format npm'"
+        )
+    if row.format != FORMAT:
+        raise BadRequest(f"repository {repository!r} holds {row.format} artifacts, not npm")
+    return row
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_VERSIONS = (
+    select(
+        _R.c.format,
+        _P.c.id.label("package_id"),
+        _V.c.id.label("version_id"),
+        _V.c.version,
+        _V.c.meta,
+        _V.c.created_at,
+        _F.c.filename,
+        _F.c.blob_digest,
+        _F.c.size,
+        _F.c.meta.label("file_meta"),
+    )
+    .select_from(
+        _R.outerjoin(_P, and_(_P.c.repository_id == _R.c.id, _P.c.name == bindparam("name")))
+        .outerjoin(_V, _V.c.package_id == _P.c.id)
+        .outerjoin(_F, _F.c.version_id == _V.c.id)
+    )
+    .where(_R.c.name == bindparam("repository"))
+    .order_by(_V.c.id)
+)
+_TAGS = (
+    select(_T.c.name, _V.c.version)
+    .select_from(_T.join(_V, _V.c.id == _T.c.version_id))
+    .where(_T.c.package_id == bindparam("package_id"))
+)
+_TARBALL = (
+    select(
+        _R.c.format,
+        _V.c.id.label("version_id"),
+        _F.c.filename,
+        _F.c.blob_digest,
+        _F.c.size,
+        _F.c.meta,
+    )
+    .select_from(
+        _R.outerjoin(_P, and_(_P.c.repository_id == _R.c.id, _P.c.name == bindparam("name")))
+        .outerjoin(_V, and_(_V.c.package_id == _P.c.id, _V.c.version == bindparam("version")))
+        .outerjoin(_F, and_(_F.c.version_id == _V.c.id, _F.c.filename == bindparam("filename")))
+    )
+    .where(_R.c.name == bindparam("repository"))
+)
+_REPOSITORY = select(_R.c.format).where(_R.c.name == bindparam("repository"))
+
+
+def repository_exists(conn: Connection, repository: str) -> None:
+    _checked(conn.execute(_REPOSITORY, {"repository": repository}).first(), repository)
+
+
+def package(conn: Connection, repository: str, name: str) -> PackageState | None:
+    """The package's state; None when it has no version in the repository."""
+    rows = conn.execute(_VERSIONS, {"repository": repository, "name": name}).all()
+    _checked(rows[0] if rows else None, repository)
+    if rows[0].version_id is None:
+        return None
+    state = PackageState(name=name)
+    for row in rows:
+        tarball = None
+        if row.filename is not None:
+            tarball = Tarball(row.filename, row.blob_digest, row.size, row.file_meta or {})
+        state.versions.append(
+            VersionRow(row.version_id, row.version, row.meta or {}, _aware(row.created_at), tarball)
+        )
+    tags = conn.execute(_TAGS, {"package_id": rows[0].package_id}).all()
+    state.tags = {tag.name: tag.version for tag in tags}
+    return state
+
+
+def tarball(
+    conn: Connection, repository: str, name: str, version: str, filename: str
+) -> tuple[int, Tarball] | None:
+    """The version id and tarball named by a download URL."""
+    params = {"repository": repository, "name": name, "version": version, "filename": filename}
+    row = _checked(conn.execute(_TARBALL, params).first(), repository)
+    if row.filename is None:
+        return None
+    return row.version_id, Tarball(row.filename, row.blob_digest, row.size, row.meta or {})
