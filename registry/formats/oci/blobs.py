@@ -87,8 +87,9 @@ def byte_range(value: str, size: int) -> tuple[int, int]:
 
 
 def _unsatisfiable(value: str, size: int) -> OciError:
+    # The spec has no code for ranges; SIZE_INVALID (a length outside the content) is nearest.
     return OciError(
-        "BLOB_UNKNOWN",
+        "SIZE_INVALID",
         f"range {value!r} is not satisfiable for a blob of {size} bytes; ask for one "
         "bytes=START-END range inside it",
         status=416,
