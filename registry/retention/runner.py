@@ -232,7 +232,7 @@ class RetentionRunner:
             if everything and not confirm:
                 raise ConfirmationRequired(everything)
             try:
-                return self._create(
+                run_id = self._create(
                     requested_by, stored.version, plan, repository, confirm, trigger, schedule_key
                 )
             except IntegrityError:
@@ -240,6 +240,8 @@ class RetentionRunner:
                     raise
                 self.lease.release()
                 return None  # another process started this tick's run
+            self.lease.renew(run_id)  # others can now tell which run holds the lease
+            return run_id
         except BaseException:
             self.lease.release()
             raise
