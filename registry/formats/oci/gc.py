@@ -3,8 +3,9 @@
 A blob pushed into an image stays *staged* until an allowed manifest
 references it. Clients push layers moments before their manifest, so a staged
 link older than :data:`STAGED_GRACE` (24 hours) belongs to a push that was
-abandoned or denied: the link is removed, and the bytes too when nothing else
-(another image, a manifest, any format's file) still references them. Upload
+abandoned or denied: the link is removed. The bytes are the registry's
+garbage collector's to reclaim (``registry.gc``), once nothing references them
+any more: it alone knows every format's references and races pushes safely. Upload
 sessions whose bytes the blob store no longer holds (it sweeps idle uploads,
 see ``registry.services.STAGING_GRACE``), or older than :data:`UPLOAD_MAX_AGE`
 whatever their progress, are forgotten.
@@ -22,13 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, exists, or_
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from registry.blobs import BlobNotFound, BlobStore
 from registry.db import Database
-from registry.db.models import ArtifactFile, Blob
-from registry.db.oci_models import STAGED, OciBlobLink, OciManifest, OciUpload
+from registry.db.oci_models import STAGED, OciBlobLink, OciUpload
 from registry.services import Services
 
 STAGED_GRACE = timedelta(hours=24)
@@ -44,7 +43,6 @@ _sweep_lock = threading.Lock()
 class SweepReport:
     links: int
     uploads: int
-    blobs: int
 
 
 def maybe_sweep(services: Services) -> None:
@@ -55,8 +53,8 @@ def maybe_sweep(services: Services) -> None:
             return
         _last_sweep = time.monotonic()
     report = sweep(services.db, services.blobs)
-    if report.links or report.uploads or report.blobs:
-        log.info("oci sweep", links=report.links, uploads=report.uploads, blobs=report.blobs)
+    if report.links or report.uploads:
+        log.info("oci sweep", links=report.links, uploads=report.uploads)
 
 
 def sweep(
@@ -67,7 +65,7 @@ def sweep(
     upload_max_age: timedelta = UPLOAD_MAX_AGE,
     now: datetime | None = None,
 ) -> SweepReport:
-    """Remove stale staged links, their unreferenced bytes and abandoned upload sessions."""
+    """Remove stale staged links and abandoned upload sessions."""
     moment = now or datetime.now(UTC)
     with db.writer() as session:
         stale = session.exec(
@@ -75,13 +73,8 @@ def sweep(
                 OciBlobLink.state == STAGED, col(OciBlobLink.created_at) < moment - staged_grace
             )
         ).all()
-        candidates = {link.storage_digest for link in stale}
         for link in stale:
             session.delete(link)
-        session.flush()
-        removed_blobs = [d for d in sorted(candidates) if _unreferenced(session, d)]
-        for digest in removed_blobs:
-            session.execute(delete(Blob).where(col(Blob.digest) == digest))
         old = [
             upload
             for upload in session.exec(select(OciUpload)).all()
@@ -90,9 +83,7 @@ def sweep(
         for upload in old:
             blobs.uploads.cancel(upload.upload_id)
             session.delete(upload)
-    for digest in removed_blobs:
-        blobs.delete(digest)  # after the rows are gone for good
-    return SweepReport(links=len(stale), uploads=len(old), blobs=len(removed_blobs))
+    return SweepReport(links=len(stale), uploads=len(old))
 
 
 def _abandoned(blobs: BlobStore, upload: OciUpload, cutoff: datetime) -> bool:
@@ -106,17 +97,3 @@ def _abandoned(blobs: BlobStore, upload: OciUpload, cutoff: datetime) -> bool:
     except BlobNotFound:
         return True
     return False
-
-
-def _unreferenced(session: Session, storage_digest: str) -> bool:
-    """No link, manifest or file of any format points at these bytes."""
-    referenced = session.exec(
-        select(
-            or_(
-                exists().where(col(OciBlobLink.storage_digest) == storage_digest),
-                exists().where(col(OciManifest.storage_digest) == storage_digest),
-                exists().where(col(ArtifactFile.blob_digest) == storage_digest),
-            )
-        )
-    ).one()
-    return not referenced
