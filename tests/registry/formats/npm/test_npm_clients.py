@@ -182,7 +182,7 @@ def test_publish_install_ci_tags_deprecate_unpublish(
                 "private": True,
                 "dependencies": {"app-lib": "^2.0.0"},
             }
-        )  # fmt: skip
+        )
     )
     install_env = {**env, "NPM_CONFIG_CACHE": str(tmp_path / "install-cache")}
     run([npm, "install"], env=install_env, cwd=project)
