@@ -32,6 +32,7 @@ need_apt docker-registry /usr/bin/docker-registry docker-registry
 need_apt skopeo /usr/bin/skopeo skopeo
 need_apt umoci /usr/bin/umoci umoci
 need_apt wrk /usr/bin/wrk wrk
+need_apt podman /usr/bin/podman podman
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing Debian packages ${apt_packages[*]}: run 'sudo apt-get install ${apt_packages[*]}'"
