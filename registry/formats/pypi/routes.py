@@ -17,12 +17,10 @@ read resolves its rows, is decided and audited in one worker-thread hop.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from sqlalchemy import Connection
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -37,6 +35,7 @@ from registry.formats.pypi.names import normalize, parse_version
 from registry.formats.pypi.upload import upload as run_upload
 from registry.governance import PULL, TAG, Action, RequestContext, Resource
 from registry.governance.governor import Apply
+from registry.packages.reads import governed_read
 from registry.services import Services
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
 
@@ -54,23 +53,9 @@ def _resource(repo: str, **parts: Any) -> Resource:
     return Resource(repository=repo, format=FORMAT, **parts)
 
 
-async def _read_and_govern(
-    services: Services,
-    subject: Subject,
-    context: RequestContext,
-    read: Callable[[Connection], T],
-    action: Callable[[T], Action],
-    apply: Callable[[T], Apply[None] | None] = lambda _rows: None,
-) -> T:
-    """Read rows, then decide and audit the pull, in one worker-thread hop."""
-
-    def run() -> T:
-        with services.db.read_engine.connect() as conn:
-            rows = read(conn)
-        services.governor.govern(subject, action(rows), context, apply(rows))
-        return rows
-
-    return await run_in_threadpool(run)
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
 def _missing(message: str) -> Apply[None]:
@@ -124,14 +109,11 @@ async def index_redirect(repo: str, request: Request) -> Response:
 
 
 @router.get("/{repo}/simple/")
-async def index(
-    repo: str, request: Request, services: ServicesDep, subject: SubjectDep, context: ContextDep
-) -> Response:
+async def index(repo: str, request: Request) -> Response:
     media = _negotiated(request)
-    names = await _read_and_govern(
-        services,
-        subject,
-        context,
+    _subject, names = await governed_read(
+        request,
+        _services(request),
         lambda conn: lookups.project_names(conn, repo),
         lambda _names: Action(verb=PULL, resource=_resource(repo), details={"listing": True}),
     )
@@ -146,22 +128,14 @@ async def project_redirect(repo: str, project: str, request: Request) -> Respons
 
 
 @router.get("/{repo}/simple/{project}/")
-async def project_page(
-    repo: str,
-    project: str,
-    request: Request,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
-) -> Response:
+async def project_page(repo: str, project: str, request: Request) -> Response:
     name = normalize(project)
     if name != project:
         return RedirectResponse(f"{_prefix(request, repo)}/simple/{name}/", status_code=301)
     media = _negotiated(request)
-    files = await _read_and_govern(
-        services,
-        subject,
-        context,
+    _subject, files = await governed_read(
+        request,
+        _services(request),
         lambda conn: lookups.project_files(conn, repo, name),
         lambda _files: Action(
             verb=PULL, resource=_resource(repo, name=name), details={"listing": True}
@@ -180,13 +154,7 @@ async def project_page(
 
 @router.get("/{repo}/files/{project}/{version}/{filename}")
 async def download(
-    repo: str,
-    project: str,
-    version: str,
-    filename: str,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
+    repo: str, project: str, version: str, filename: str, request: Request
 ) -> Response:
     """A distribution (a counted download) or its metadata file (not counted)."""
     name = normalize(project)
@@ -215,10 +183,10 @@ async def download(
 
         return change
 
-    row = await _read_and_govern(
+    services = _services(request)
+    _subject, row = await governed_read(
+        request,
         services,
-        subject,
-        context,
         lambda conn: lookups.one_file(conn, repo, name, version, filename),
         action,
         apply,
@@ -236,7 +204,7 @@ async def download(
 
 
 async def _releases(
-    repo: str, name: str, version: str | None, services: Services, subject: Subject, ctx: Any
+    repo: str, name: str, version: str | None, request: Request
 ) -> list[lookups.Release]:
     def missing(found: list[lookups.Release] | None) -> Apply[None] | None:
         if found is None:
@@ -245,10 +213,9 @@ async def _releases(
             return _missing(f"release {name} {version} not found in {repo}")
         return None
 
-    found = await _read_and_govern(
-        services,
-        subject,
-        ctx,
+    _subject, found = await governed_read(
+        request,
+        _services(request),
         lambda conn: lookups.releases(conn, repo, name),
         lambda _found: Action(
             verb=PULL,
@@ -262,32 +229,17 @@ async def _releases(
 
 
 @router.get("/{repo}/pypi/{project}/json")
-async def project_json(
-    repo: str,
-    project: str,
-    request: Request,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
-) -> Response:
+async def project_json(repo: str, project: str, request: Request) -> Response:
     name = normalize(project)
-    found = await _releases(repo, name, None, services, subject, context)
+    found = await _releases(repo, name, None, request)
     return JSONResponse(jsonapi.project(_prefix(request, repo), name, found))
 
 
 @router.get("/{repo}/pypi/{project}/{version}/json")
-async def release_json(
-    repo: str,
-    project: str,
-    version: str,
-    request: Request,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
-) -> Response:
+async def release_json(repo: str, project: str, version: str, request: Request) -> Response:
     name = normalize(project)
     version = str(parse_version(version))
-    found = await _releases(repo, name, version, services, subject, context)
+    found = await _releases(repo, name, version, request)
     return JSONResponse(jsonapi.release(_prefix(request, repo), name, found, version))
 
 
