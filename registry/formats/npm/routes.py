@@ -32,14 +32,15 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from registry.auth import Subject
 from registry.errors import BadRequest, NotFound, Unauthorized
 from registry.formats.npm import changes, lookups, packument, records
 from registry.formats.npm.errors import NpmRoute
 from registry.formats.npm.lookups import FORMAT, PackageState
 from registry.formats.npm.names import basename, check_name, decode_name, is_version
 from registry.formats.npm.publish import put_package
-from registry.governance import PULL, Action, RequestContext, Resource
+from registry.governance import PULL, Action, Resource
+from registry.governance.governor import Apply
+from registry.packages.reads import governed_read
 from registry.services import Services
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
 
@@ -69,34 +70,42 @@ async def _small_json(request: Request) -> Any:
         raise BadRequest("the body is not JSON") from None
 
 
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 async def _read_package(
-    repo: str,
-    name: str,
-    services: Services,
-    subject: Subject,
-    context: RequestContext,
-    version: str | None = None,
+    request: Request, repo: str, name: str, version: str | None = None
 ) -> PackageState:
     """Read the package, then decide and audit the read (a listing pull), in one hop."""
 
-    def run() -> PackageState:
-        with services.db.read_engine.connect() as conn:
-            state = lookups.package(conn, repo, name)
-        resolved = state.tags.get(version, version) if state and version else version
+    def resolved(state: PackageState | None) -> str | None:
+        return state.tags.get(version, version) if state is not None and version else version
 
-        def apply(_session: Session) -> None:
+    def action(state: PackageState | None) -> Action:
+        resource = Resource(repository=repo, format=FORMAT, name=name, version=resolved(state))
+        return Action(verb=PULL, resource=resource, details={"listing": True})
+
+    def apply(state: PackageState | None) -> Apply[None] | None:
+        def check(_session: Session) -> None:
             if state is None:
                 raise NotFound(f"{name} is not in this registry")
-            if resolved is not None and state.version(resolved) is None:
+            wanted = resolved(state)
+            if wanted is not None and state.version(wanted) is None:
                 raise NotFound(f"{name}@{version} is not in this registry")
 
-        resource = Resource(repository=repo, format=FORMAT, name=name, version=resolved)
-        action = Action(verb=PULL, resource=resource, details={"listing": True})
-        services.governor.govern(subject, action, context, apply)
-        assert state is not None
-        return state
+        return check
 
-    return await run_in_threadpool(run)
+    _subject, state = await governed_read(
+        request,
+        _services(request),
+        lambda conn: lookups.package(conn, repo, name),
+        action,
+        apply,
+    )
+    assert state is not None
+    return state
 
 
 # -- the /-/ endpoints (matched before package names, which never start with "-") ------
@@ -159,10 +168,8 @@ async def logout(repo: str, token: str) -> Response:
 
 
 @router.get("/{repo}/-/package/{raw_name:path}/dist-tags")
-async def list_tags(
-    repo: str, raw_name: str, services: ServicesDep, subject: SubjectDep, context: ContextDep
-) -> Response:
-    state = await _read_package(repo, _name(raw_name), services, subject, context)
+async def list_tags(repo: str, raw_name: str, request: Request) -> Response:
+    state = await _read_package(request, repo, _name(raw_name))
     return JSONResponse(state.tags)
 
 
@@ -211,27 +218,15 @@ def _version_of(name: str, filename: str) -> str:
     return version
 
 
+_Found = tuple[int, lookups.Tarball] | None
+
+
 @router.get("/{repo}/{raw_name:path}/-/{filename}")
-async def tarball(
-    repo: str,
-    raw_name: str,
-    filename: str,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
-) -> Response:
+async def tarball(repo: str, raw_name: str, filename: str, request: Request) -> Response:
     name = _name(raw_name)
     version = _version_of(name, filename)
 
-    def run() -> lookups.Tarball:
-        with services.db.read_engine.connect() as conn:
-            found = lookups.tarball(conn, repo, name, version, filename)
-
-        def apply(session: Session) -> None:
-            if found is None:
-                raise NotFound(f"{name}@{version} is not in this registry")
-            records.count_download(session, found[0])
-
+    def action(found: _Found) -> Action:
         resource = Resource(
             repository=repo,
             format=FORMAT,
@@ -240,15 +235,29 @@ async def tarball(
             file=filename,
             digest=found[1].digest if found else None,
         )
-        services.governor.govern(subject, Action(verb=PULL, resource=resource), context, apply)
-        assert found is not None
-        return found[1]
+        return Action(verb=PULL, resource=resource)
 
-    found = await run_in_threadpool(run)
+    def apply(found: _Found) -> Apply[None]:
+        def change(session: Session) -> None:
+            if found is None:
+                raise NotFound(f"{name}@{version} is not in this registry")
+            records.count_download(session, found[0])
+
+        return change
+
+    services = _services(request)
+    _subject, found = await governed_read(
+        request,
+        services,
+        lambda conn: lookups.tarball(conn, repo, name, version, filename),
+        action,
+        apply,
+    )
+    assert found is not None
     return FileResponse(
-        services.blobs.path_of(found.digest),
+        services.blobs.path_of(found[1].digest),
         media_type="application/octet-stream",
-        headers={"ETag": f'"{found.digest.removeprefix("sha256:")}"'},
+        headers={"ETag": f'"{found[1].digest.removeprefix("sha256:")}"'},
     )
 
 
@@ -317,26 +326,19 @@ def _split_version(raw: str) -> tuple[str, str | None]:
 
 
 @router.get("/{repo}/{raw_name:path}")
-async def get_package(
-    repo: str,
-    raw_name: str,
-    request: Request,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
-) -> Response:
+async def get_package(repo: str, raw_name: str, request: Request) -> Response:
     raw, version = _split_version(raw_name)
     name = check_name(raw)
     base = _base(request, repo)
     if version is not None:
-        state = await _read_package(repo, name, services, subject, context, version=version)
+        state = await _read_package(request, repo, name, version=version)
         resolved = state.tags.get(version, version)
         row = state.version(resolved)
         if row is None:
             raise NotFound(f"{name}@{version} is not in this registry")
         document = packument.full(base, PackageState(name, [row], {}))["versions"][resolved]
         return JSONResponse(document)
-    state = await _read_package(repo, name, services, subject, context)
+    state = await _read_package(request, repo, name)
     if packument.wants_abbreviated(request.headers.get("accept")):
         body = json.dumps(packument.abbreviated(base, state), separators=(",", ":"))
         return Response(body, media_type=packument.ABBREVIATED)
