@@ -152,3 +152,5 @@ class RoleBinding(SQLModel, table=True):
 import registry.db.oci_models  # noqa: E402, F401
 # Retention's tables (rule sets, runs, trash, lease), on the same metadata.
 import registry.retention.models  # noqa: E402, F401
+# Supply chain: SBOM documents, scan summaries, findings, the OSV mirror.
+import registry.supplychain.models  # noqa: E402, F401
