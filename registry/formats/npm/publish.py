@@ -35,15 +35,9 @@ from registry.formats.npm.lookups import FORMAT
 from registry.formats.npm.names import check_tag, check_version, tarball_filename
 from registry.formats.npm.tarball import PackageJson, check_manifest, inspect
 from registry.governance import PUSH, STAGE_CONTENT, Action, RequestContext, Resource
-from registry.packages import (
-    MultiHasher,
-    PackageInvalid,
-    Staged,
-    commit_staged,
-    decide_request,
-    discard,
-)
+from registry.packages import MultiHasher, PackageInvalid
 from registry.packages.limits import archive_limits
+from registry.packages.publish import Staged, commit_staged, decide_request, discard
 from registry.services import Services
 
 # Manifest keys the client sets for its own bookkeeping, not for readers.

@@ -34,15 +34,9 @@ from registry.formats.pypi.form import UploadForm
 from registry.formats.pypi.lookups import FORMAT
 from registry.formats.pypi.names import DistributionFile, normalize, parse_filename
 from registry.governance import PUSH, STAGE_CONTENT, Action, RequestContext, Resource
-from registry.packages import (
-    MultiHasher,
-    PackageInvalid,
-    Staged,
-    commit_staged,
-    decide_request,
-    discard,
-)
+from registry.packages import MultiHasher, PackageInvalid
 from registry.packages.limits import archive_limits
+from registry.packages.publish import Staged, commit_staged, decide_request, discard
 from registry.services import Services
 
 DIGEST_FIELDS = {"sha256_digest": "sha256", "md5_digest": "md5", "blake2_256_digest": "blake2b_256"}
