@@ -79,6 +79,13 @@ class Artifact:
     last_pulled_at: datetime | str | None = None
     downloads: int = 0
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    medium: int = 0
+    low: int = 0
+    unknown: int = 0
+    fixable_ids: Sequence[str] = ()
+    scan_status: str = "pending"
+    scan_reason: str | None = None
+    components: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ def repository_doc(repository: Repository) -> dict[str, Any]:
 
 
 def artifact_doc(artifact: Artifact) -> dict[str, Any]:
-    """``input.artifact`` in the nested shape of DESIGN.md (``sbom``, ``vulnerabilities``)."""
+    """``input.artifact`` as DESIGN.md nests it (``sbom``, ``vulnerabilities``), plus ``scan``."""
     return {
         "size": artifact.size,
         "created_at": rfc3339(artifact.created_at),
@@ -159,7 +166,16 @@ def artifact_doc(artifact: Artifact) -> dict[str, Any]:
         "vulnerabilities": {
             "critical": artifact.critical,
             "high": artifact.high,
+            "medium": artifact.medium,
+            "low": artifact.low,
+            "unknown": artifact.unknown,
             "ids": list(artifact.vulnerability_ids),
+            "fixable": list(artifact.fixable_ids),
+        },
+        "scan": {
+            "status": artifact.scan_status,
+            "reason": artifact.scan_reason,
+            "components": artifact.components,
         },
         "last_pulled_at": rfc3339(artifact.last_pulled_at),
         "downloads": artifact.downloads,

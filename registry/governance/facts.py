@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
 from registry.errors import NotFound
 from registry.governance.actions import Action
+from registry.supplychain.facts import version_facts
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def _version_facts(conn: Connection, version: Any) -> dict[str, Any]:
         "last_pulled_at": _utc(version.last_pulled_at),
         "downloads": version.downloads,
         "provenance": dict(version.provenance),
+        **version_facts(conn, version.id),  # SBOM summary, findings, scan.status
     }
 
 

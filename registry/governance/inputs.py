@@ -59,6 +59,7 @@ def policy_input(
 def _artifact(facts: dict[str, Any]) -> doc.Artifact:
     sbom = facts.get("sbom", {})
     findings = facts.get("vulnerabilities", {})
+    scan = facts.get("scan", {})
     return doc.Artifact(
         size=int(facts.get("size", 0)),
         created_at=facts.get("created_at"),
@@ -72,4 +73,11 @@ def _artifact(facts: dict[str, Any]) -> doc.Artifact:
         last_pulled_at=facts.get("last_pulled_at"),
         downloads=int(facts.get("downloads", 0)),
         provenance=facts.get("provenance", {}),
+        medium=int(findings.get("medium", 0)),
+        low=int(findings.get("low", 0)),
+        unknown=int(findings.get("unknown", 0)),
+        fixable_ids=findings.get("fixable", ()),
+        scan_status=scan.get("status", "pending"),
+        scan_reason=scan.get("reason"),
+        components=int(scan.get("components", 0)),
     )

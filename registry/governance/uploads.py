@@ -20,6 +20,7 @@ from registry.blobs import BlobRef, BlobStore
 from registry.db.models import Blob
 from registry.governance.actions import STAGE_CONTENT, Action, RequestContext
 from registry.governance.governor import Governor
+from registry.supplychain.hook import StagedAnalysis, analyse_staged
 
 T = TypeVar("T")
 Record = Callable[[Session, BlobRef], T]
@@ -41,23 +42,34 @@ async def governed_push(
     """Run the whole push; ``record`` writes the format's rows for the committed blob."""
     await run_in_threadpool(governor.govern, subject, action, context)
     staged = await blobs.stage(body, expected_sha256=expected_sha256, max_size=max_size)
-    content = dataclasses.replace(
-        action,
-        stage=STAGE_CONTENT,
-        resource=dataclasses.replace(action.resource, digest=staged.digest),
-        artifact={**action.artifact, "size": staged.size},
-    )
-
-    def apply(session: Session) -> T:
-        ref = blobs.commit(staged)
-        if session.get(Blob, ref.digest) is None:
-            session.add(Blob(digest=ref.digest, size=ref.size, media_type=media_type))
-            session.flush()
-        return record(session, ref)
-
+    analysis: StagedAnalysis | None = None
     try:
+        # SBOM, findings and scan.status for the content-stage decision.
+        analysis = await analyse_staged(governor.db, blobs, action.resource, staged)
+        content = dataclasses.replace(
+            action,
+            stage=STAGE_CONTENT,
+            resource=dataclasses.replace(action.resource, digest=staged.digest),
+            artifact={
+                **action.artifact,
+                "size": staged.size,
+                **(analysis.facts if analysis is not None else {}),
+            },
+        )
+
+        def apply(session: Session) -> T:
+            ref = blobs.commit(staged)
+            if session.get(Blob, ref.digest) is None:
+                session.add(Blob(digest=ref.digest, size=ref.size, media_type=media_type))
+                session.flush()
+            return record(session, ref)
+
         result = await run_in_threadpool(governor.govern, subject, content, context, apply)
+        if analysis is not None:  # SBOM and findings, with an ``analyse`` event
+            await run_in_threadpool(analysis.record, governor, subject, content.resource)
     finally:
         blobs.discard(staged)  # a no-op once committed
+        if analysis is not None:
+            analysis.discard()
     assert result is not None
     return result

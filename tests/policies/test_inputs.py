@@ -53,12 +53,22 @@ def test_document_has_every_documented_key() -> None:
         "tags",
         "sbom",
         "vulnerabilities",
+        "scan",
         "last_pulled_at",
         "downloads",
         "provenance",
     }
     assert doc["artifact"]["sbom"] == {"licenses": ["MIT"], "purls": ["pkg:pypi/a@1"]}
-    assert doc["artifact"]["vulnerabilities"] == {"critical": 0, "high": 0, "ids": []}
+    assert doc["artifact"]["vulnerabilities"] == {
+        "critical": 0,
+        "high": 0,
+        "medium": 0,
+        "low": 0,
+        "unknown": 0,
+        "ids": [],
+        "fixable": [],
+    }
+    assert doc["artifact"]["scan"] == {"status": "pending", "reason": None, "components": 0}
     assert set(doc["context"]) == {"time", "request_id", "client", "stage"}
 
 
