@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from registry.cli import admin, audit, gc, lineage, policy, repo, retention, transfer
+from registry.cli import admin, audit, gc, lineage, policy, repo, retention, transfer, vulndb
 from registry.cli.client import CliError, api, friendly, out
 
 FIX_SETTINGS = "fix the option, the ARBITER_* variable or the ARBITER_CONFIG file"
@@ -32,6 +32,8 @@ app.command()(transfer.pull)
 app.add_typer(policy.app, name="policy")
 app.add_typer(audit.app, name="audit")
 app.command()(lineage.lineage)
+app.add_typer(vulndb.app, name="vulndb")
+app.command()(vulndb.findings)
 app.add_typer(retention.app, name="retention")
 app.command()(retention.restore)
 app.command()(gc.gc)
