@@ -38,6 +38,7 @@ class Services:
     signer: NoteSigner
     scheduler: BackgroundScheduler | None = None
     retention: Any = None  # registry.retention.scheduler.RetentionScheduler once started
+    rescans: Any = None  # registry.supplychain.rescan.RescanScheduler once started
 
     def start(self) -> None:
         """Background work of a serving instance: policy watch, staging sweep, checkpoints."""
@@ -59,8 +60,14 @@ class Services:
 
         self.retention = RetentionScheduler(self)
         self.retention.start()
+        from registry.supplychain import rescan  # imports the governance layer
+
+        self.rescans = rescan.start(self)
 
     def close(self) -> None:
+        if self.rescans is not None:
+            self.rescans.shutdown()
+            self.rescans = None
         if self.retention is not None:
             self.retention.shutdown()
             self.retention = None

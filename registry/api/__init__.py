@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from registry.api import artifacts, audit, identities, lineage, policy, repositories, retention
+from registry.api import (
+    artifacts,
+    audit,
+    findings,
+    identities,
+    lineage,
+    policy,
+    repositories,
+    retention,
+    sbom,
+)
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(repositories.router)
@@ -12,5 +22,7 @@ router.include_router(audit.router)
 router.include_router(lineage.router)
 router.include_router(artifacts.router)
 router.include_router(retention.router)
+router.include_router(sbom.router)
+router.include_router(findings.router)
 
 __all__ = ["router"]

@@ -105,7 +105,7 @@ def refresh_summary(session: Session, version: int, revision: str) -> ScanSummar
     failed = [d for d in docs if d.status == FAILED and d.source == GENERATED]
     status = FAILED if failed else (COMPLETE if docs else PENDING)
     sbom = SbomSummary.union(SbomSummary.from_json(d.summary) for d in docs)
-    found = Findings.of([_as_match(f) for f in rows])
+    found = Findings.of([as_match(f) for f in rows])
     summary = session.get(ScanSummary, version) or ScanSummary(version_id=version)
     summary.status = status
     summary.reason = failed[0].reason if failed else None
@@ -120,6 +120,10 @@ def refresh_summary(session: Session, version: int, revision: str) -> ScanSummar
     session.add(summary)
     session.flush()
     return summary
+
+
+def summary(session: Session, version: int) -> ScanSummary | None:
+    return session.get(ScanSummary, version)
 
 
 def version_purls(session: Session, version: int) -> list[str]:
@@ -145,7 +149,7 @@ def _finding(version: int, match: Match) -> Finding:
     )
 
 
-def _as_match(finding: Finding) -> Match:
+def as_match(finding: Finding) -> Match:
     return Match(
         advisory_id=finding.advisory_id,
         aliases=tuple(finding.aliases),
