@@ -9,16 +9,21 @@ therefore offered separately here, on the same road:
 
 1. :func:`decide_request` -- before any byte of content is accepted;
 2. the format streams the content into staging and inspects it;
-3. :func:`commit_staged` -- the content-stage decision, and on allow the
-   commit of the staged blobs, their rows and the audit event in one
-   transaction. Staged bytes are discarded whatever the outcome.
+3. :func:`commit_staged` -- the supply-chain analysis of the staged package
+   (:func:`registry.supplychain.hook.analyse_staged`, as ``governed_push``
+   runs it: SBOM, findings, ``scan``), the content-stage decision on the
+   format's facts and the analysis's together, and on allow the commit of the
+   staged blobs, their rows and the audit event in one transaction, then the
+   analysis's own ``analyse`` event. Staged bytes are discarded whatever the
+   outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +32,7 @@ from registry.auth.subject import Subject
 from registry.blobs import BlobRef, BlobStore, StagedBlob
 from registry.db.models import Blob
 from registry.governance import STAGE_CONTENT, STAGE_REQUEST, Action, Governor, RequestContext
+from registry.supplychain.hook import StagedAnalysis, analyse_staged
 
 T = TypeVar("T")
 
@@ -57,7 +63,7 @@ async def commit_staged(
     staged: Sequence[Staged],
     record: Callable[[Session, list[BlobRef]], T],
 ) -> T:
-    """Decide the content; on allow commit ``staged`` and run ``record`` in one transaction."""
+    """Analyse ``staged[0]``, decide the content; on allow commit ``staged`` and ``record``."""
     if action.stage != STAGE_CONTENT:
         raise ValueError("commit_staged takes an action at stage 'content'")
 
@@ -71,13 +77,38 @@ async def commit_staged(
             refs.append(ref)
         return record(session, refs)
 
+    analysis: StagedAnalysis | None = None
     try:
+        analysis = await analyse_staged(governor.db, blobs, action.resource, staged[0].blob)
+        if analysis is not None:
+            action = dataclasses.replace(
+                action, artifact=merge_facts(action.artifact, analysis.facts)
+            )
         result = await run_in_threadpool(governor.govern, subject, action, context, apply)
+        if analysis is not None:  # SBOM and findings, with an ``analyse`` event
+            await run_in_threadpool(analysis.record, governor, subject, action.resource)
     finally:
         discard(blobs, staged)
+        if analysis is not None:
+            analysis.discard()
     if result is None:  # pragma: no cover - govern returns what apply returned
         raise RuntimeError("the governed push returned nothing")
     return result
+
+
+def merge_facts(declared: Mapping[str, Any], analysed: Mapping[str, Any]) -> dict[str, Any]:
+    """The format's facts with the analysis's; licenses and purls are the union of both.
+
+    The package's metadata declares its license and dependencies; the SBOM
+    catalogues what the archive holds. A policy refusing a license must see
+    it wherever it was found.
+    """
+    merged = {**declared, **analysed}
+    mine, theirs = declared.get("sbom") or {}, analysed.get("sbom") or {}
+    merged["sbom"] = {
+        key: sorted({*mine.get(key, ()), *theirs.get(key, ())}) for key in ("licenses", "purls")
+    }
+    return merged
 
 
 def discard(blobs: BlobStore, staged: Sequence[Staged]) -> None:

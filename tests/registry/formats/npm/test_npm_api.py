@@ -173,8 +173,11 @@ def test_policy_input_carries_facts_from_the_tarball(app: RegistryApp) -> None:
     artifact = content["details"]["input"]["artifact"]
     assert artifact["sbom"] == {
         "licenses": ["Apache-2.0", "MIT"],
-        "purls": ["pkg:npm/%40scope/dep", "pkg:npm/left"],
+        "purls": ["pkg:npm/%40scope/dep", "pkg:npm/facts@1.0.0", "pkg:npm/left"],
     }
+    assert artifact["scan"]["status"] == "complete"
+    lineage = app.client.get("/api/v1/lineage/js/facts/1.0.0", headers=app.headers()).json()
+    assert [s["kind"] for s in lineage["steps"]][:2] == ["pushed", "analysed"]
     package = artifact["package"]
     assert package["engines"] == {"node": ">=18"}
     assert package["dependencies"]["dependencies"] == {"@scope/dep": "^1.0.0", "left": "~2"}

@@ -244,7 +244,9 @@ def test_policy_input_carries_the_package_facts(app: RegistryApp, tmp_path: Path
     content = [e for e in events if e["details"].get("stage") == "content"][-1]
     artifact = content["details"]["input"]["artifact"]
     assert artifact["sbom"]["licenses"] == ["Apache-2.0"]
-    assert artifact["sbom"]["purls"] == ["pkg:pypi/idna", "pkg:pypi/requests"]
+    # Declared dependencies, with what the supply-chain analysis catalogued (the package).
+    assert artifact["sbom"]["purls"] == ["pkg:pypi/facts@1.0", "pkg:pypi/idna", "pkg:pypi/requests"]
+    assert artifact["scan"]["status"] == "complete"
     package = artifact["package"]
     assert package["requires_python"] == ">=3.10"
     assert package["dependencies"] == ["idna>=2", 'Requests[socks]; extra == "net"']
