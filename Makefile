@@ -41,6 +41,7 @@ pytest: venv tools
 	$(BIN)/pytest
 
 bench: venv tools
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 clean:
