@@ -242,7 +242,7 @@ def collect_garbage(
     services: ServicesDep,
     admin: AdminDep,
     dry_run: bool = False,
-    grace_minutes: Annotated[int | None, Query(ge=0)] = None,
+    grace_minutes: Annotated[float | None, Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """Mark and sweep unreferenced blobs (safe while pushes run); bytes reclaimed, usage after."""
     collector = GarbageCollector(services)

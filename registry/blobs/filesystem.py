@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -90,11 +90,13 @@ class FilesystemBlobStore:
         target = self._blob_path(staged.digest)
         source = self._staged_path(staged.staging_id)
         ref = BlobRef(digest=staged.digest, size=staged.size)
-        if target.is_file():
+        if _touch(target):  # already there: a fresh mtime tells the collector it is in use
             if not unlink_quietly(source):
                 raise BlobNotFound(f"staged blob {staged.staging_id}")
             return ref
         self._ensure_fan_dir(target.parent)
+        if not _touch(source):  # its mtime becomes the commit's time (the collector's grace)
+            raise BlobNotFound(f"staged blob {staged.staging_id}")
         try:
             # An identical concurrent commit may win the race; replacing
             # identical bytes is harmless and open readers keep their inode.
@@ -155,6 +157,28 @@ class FilesystemBlobStore:
         fsync_dir(path.parent)
         return True
 
+    def delete_if_idle(self, digest: str, since: datetime) -> bool:
+        """Remove a blob unless it was committed (or deduplicated into) at or after ``since``.
+
+        For the garbage collector, racing pushes: the blob is renamed aside
+        first (atomic), then its mtime decides. A commit that deduplicated
+        against it touched it before the rename, so it is put back; a commit
+        that comes after the rename finds no blob and writes its own copy.
+        """
+        path = self._blob_path(digest)
+        aside = self._staging / f"gc-{uuid.uuid4().hex}"
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        if aside.stat().st_mtime >= since.timestamp():
+            os.replace(aside, path)  # identical bytes if a commit re-created it meanwhile
+            fsync_dir(path.parent)
+            return False
+        unlink_quietly(aside)
+        fsync_dir(path.parent)
+        return True
+
     def iter_digests(self) -> Iterator[str]:
         """Every committed digest; files that are not valid content addresses are skipped."""
         for fan in sorted(os.scandir(self._blobs), key=lambda e: e.name):
@@ -193,6 +217,15 @@ class FilesystemBlobStore:
             return
         directory.mkdir(exist_ok=True)
         fsync_dir(self._blobs)
+
+
+def _touch(path: Path) -> bool:
+    """Refresh a blob's mtime; False when it does not exist."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _sweep(directory: Path, cutoff: float) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
@@ -253,6 +253,15 @@ class BlobStore(Protocol):
 
     def delete(self, digest: str) -> bool:
         """Remove a blob; ``False`` when it was not there."""
+        ...
+
+    def delete_if_idle(self, digest: str, since: datetime) -> bool:
+        """Remove a blob unless it was committed or deduplicated into at or after ``since``.
+
+        The garbage collector's delete: ``commit`` of bytes already stored
+        refreshes their time, so a push racing the sweep keeps them. ``False``
+        when the blob stays (or was not there).
+        """
         ...
 
     def iter_digests(self) -> Iterator[str]:

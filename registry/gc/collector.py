@@ -15,13 +15,15 @@
    PostgreSQL the batch's ``blobs`` rows are locked ``FOR UPDATE``, which a
    push inserting a reference to them (a foreign key) must wait for. Inside
    it the references are checked again, and only blobs still unreferenced
-   lose their row and then their bytes, before the COMMIT. A push that
-   committed a reference after the mark is seen by the re-check; one that
-   comes after the sweep finds no row and no file and stores the bytes anew.
-   (On PostgreSQL a push that found the row just before the sweep locked it
-   fails on its foreign key instead of referencing missing bytes; the client
-   retries.) Upload sessions and staged bodies live outside the
-   content-addressed area and are never candidates.
+   lose their bytes and then their row, before the COMMIT. A push that
+   committed a reference after the mark is seen by the re-check. A push
+   still in flight that deduplicated into the blob refreshed its time, and
+   :meth:`BlobStore.delete_if_idle` (rename aside, then look at the time)
+   keeps it; a push that comes after the sweep finds no file and stores the
+   bytes anew. (On PostgreSQL a push that found the row just before the
+   sweep locked it may fail on its foreign key instead of referencing
+   missing bytes; the client retries.) Upload sessions and staged bodies
+   live outside the content-addressed area and are never candidates.
 5. **Report**: bytes reclaimed and each repository's usage right after.
 
 Grace is measured on the wall clock (pushes race in real time), not on the
@@ -126,14 +128,15 @@ class GarbageCollector:
         report = GcReport(dry_run=dry_run, grace_seconds=grace.total_seconds())
         try:
             with self.lease.heartbeat():
-                candidates = self._mark(report, grace)
+                since = datetime.now(UTC) - grace
+                candidates = self._mark(report, since)
                 if dry_run:
                     report.deleted = len(candidates)
                     report.bytes_reclaimed = sum(c.size for c in candidates)
                     report.digests = sorted(c.digest for c in candidates)
                 else:
                     for chunk in _chunks(candidates, self.batch):
-                        self._sweep(chunk, report)
+                        self._sweep(chunk, report, since)
             with self.db.reader() as session:
                 report.usage = repository_usage(session.connection())
         finally:
@@ -143,8 +146,7 @@ class GarbageCollector:
             self._record(subject, report)
         return report
 
-    def _mark(self, report: GcReport, grace: timedelta) -> list[_Candidate]:
-        cutoff = datetime.now(UTC) - grace
+    def _mark(self, report: GcReport, cutoff: datetime) -> list[_Candidate]:
         with self.db.reader() as session:
             conn = session.connection()
             marked = references.referenced(conn)
@@ -171,26 +173,35 @@ class GarbageCollector:
             candidates.append(_Candidate(digest, size, row is not None, digest in stored))
         return candidates
 
-    def _sweep(self, chunk: list[_Candidate], report: GcReport) -> None:
-        """Delete one batch under the lock that excludes the pushes it races with."""
+    def _sweep(self, chunk: list[_Candidate], report: GcReport, since: datetime) -> None:
+        """Delete one batch under the lock that excludes the pushes it races with.
+
+        Bytes go first, and only when no push touched them since ``since``
+        (the mark's start minus the grace period); a row goes only with its
+        bytes, so a push that deduplicated into a blob keeps both.
+        """
         with self.db.writer() as session:
             conn = session.connection()
             digests = [c.digest for c in chunk]
             _lock_rows(conn, digests)
             again = references.still_referenced(conn, digests)
-            doomed = [c for c in chunk if c.digest not in again]
-            report.rescued += len(chunk) - len(doomed)
-            rows = [c.digest for c in doomed if c.has_row]
-            for part in _chunks(rows, BATCH):
-                conn.execute(delete(_BLOBS).where(_BLOBS.c.digest.in_(part)))
-            for candidate in doomed:
-                removed = self.blobs.delete(candidate.digest) if candidate.has_file else False
-                if removed:
+            rows: list[str] = []
+            for candidate in chunk:
+                if candidate.digest in again:
+                    report.rescued += 1
+                elif candidate.has_file and self.blobs.delete_if_idle(candidate.digest, since):
                     report.deleted += 1
                     report.bytes_reclaimed += candidate.size
                     report.digests.append(candidate.digest)
+                    if candidate.has_row:
+                        rows.append(candidate.digest)
+                elif candidate.has_file and self.blobs.exists(candidate.digest):
+                    report.rescued += 1  # a push stored these bytes again after the mark
                 elif candidate.has_row:
-                    report.rows_only += 1
+                    report.rows_only += 1  # the bytes were already gone
+                    rows.append(candidate.digest)
+            for part in _chunks(rows, BATCH):
+                conn.execute(delete(_BLOBS).where(_BLOBS.c.digest.in_(part)))
 
     def _record(self, subject: Subject, report: GcReport) -> None:
         details = report.to_json()
