@@ -41,6 +41,17 @@ class Entry:
     versions: frozenset[str]
     _ranges: list[Range] | None = field(default=None, repr=False)
 
+    def fixed_texts(self) -> list[str]:
+        """Every ``fixed`` version the entry's ranges name, without parsing them."""
+        return sorted(
+            {
+                str(event["fixed"])
+                for raw in self.raw_ranges
+                for event in raw.get("events", ())  # type: ignore[attr-defined]
+                if isinstance(event, dict) and "fixed" in event
+            }
+        )
+
     def ranges(self, ecosystem: str) -> list[Range]:
         if self._ranges is None:
             self._ranges = parse_ranges(ecosystem, self.raw_ranges)

@@ -68,10 +68,9 @@ def _affects(entry: Entry, key: PackageKey) -> list[str] | None:
     """The fixed versions when ``entry`` affects ``key``, else ``None``."""
     if entry.release and key.release and entry.release != key.release:
         return None
-    ranges = entry.ranges(key.ecosystem)
-    if key.version in entry.versions:
-        return sorted({text for r in ranges for text in r.fixed})
-    for candidate in ranges:
+    if key.version in entry.versions:  # the record lists it: no range needs evaluating
+        return entry.fixed_texts()
+    for candidate in entry.ranges(key.ecosystem):
         version = versions.parse(candidate.scheme, key.version)
         if version is None:
             continue

@@ -11,6 +11,7 @@ they name commits, not versions.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,11 +61,10 @@ def parse_range(ecosystem: str, raw: Mapping[str, Any]) -> Range | None:
     scheme = versions.SEMVER if kind == "SEMVER" else ecosystem
     events: list[Event] = []
     for item in raw.get("events") or ():
-        if not isinstance(item, Mapping):
+        if type(item) is not dict:  # JSON objects; exact type checks keep this loop cheap
             continue
-        for name in (INTRODUCED, FIXED, LAST_AFFECTED):
-            text = item.get(name)
-            if not isinstance(text, str):
+        for name, text in item.items():
+            if name not in _ORDER or type(text) is not str:
                 continue
             if name == INTRODUCED and text == "0":
                 events.append(Event(name, text, None))
@@ -76,27 +76,19 @@ def parse_range(ecosystem: str, raw: Mapping[str, Any]) -> Range | None:
     if not events:
         return None
     try:
-        ordered = sorted(events, key=_SortKey)
+        keys = [_sort_key(event) for event in events]
+        if any(a > b for a, b in itertools.pairwise(keys)):  # most ranges come in order
+            events = [e for _, e in sorted(zip(keys, events, strict=True), key=lambda p: p[0])]
     except TypeError:
         return None
-    return Range(scheme, tuple(ordered))
+    return Range(scheme, tuple(events))
 
 
-class _SortKey:
+def _sort_key(event: Event) -> tuple[Any, ...]:
     """Versions ascending, ``introduced: "0"`` before everything, ties in event order."""
-
-    __slots__ = ("event",)
-
-    def __init__(self, event: Event) -> None:
-        self.event = event
-
-    def __lt__(self, other: _SortKey) -> bool:
-        a, b = self.event, other.event
-        if a.version is None or b.version is None:
-            return a.version is None and b.version is not None
-        if a.version == b.version:
-            return _ORDER[a.kind] < _ORDER[b.kind]
-        return bool(a.version < b.version)
+    if event.version is None:
+        return (0, 0, _ORDER[event.kind])
+    return (1, event.version, _ORDER[event.kind])
 
 
 def parse_ranges(ecosystem: str, raws: Sequence[Mapping[str, Any]]) -> list[Range]:

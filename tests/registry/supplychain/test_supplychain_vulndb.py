@@ -177,3 +177,53 @@ def test_cli_imports_a_whole_osv_zip(tmp_path: Path) -> None:
         cli, ["vulndb", "import", str(tmp_path / "nope.zip"), "--data", str(data)]
     )
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_pep440_keys_order_like_packaging() -> None:
+    from packaging.version import Version
+
+    texts = [
+        "1.0.dev1",
+        "1.0a1.dev2",
+        "1.0a1",
+        "1.0a2",
+        "1.0b1",
+        "1.0rc1",
+        "1.0",
+        "1.0.0",
+        "1.0+local.1",
+        "1.0+local.a",
+        "1.0.post1.dev1",
+        "1.0.post1",
+        "1.0.1",
+        "1.1.dev0",
+        "1!0.1",
+        "2.0",
+        "0.9",
+    ]
+    ours = sorted(texts, key=lambda t: versions.parse("PyPI", t))
+    theirs = sorted(texts, key=Version)
+    assert ours == theirs
+    assert versions.parse("PyPI", "1.0") == versions.parse("PyPI", "1.0.0")
+
+
+def test_semver_keys_order_like_the_spec() -> None:
+    spec = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.0.1",
+        "1.2.0",
+        "v1.10.0",
+    ]
+    assert sorted(spec, key=lambda t: versions.parse("npm", t)) == spec
+    assert versions.parse("Go", "0.0.0-20220906165146-f3363e06e74c") > versions.parse(
+        "Go", "0.0.0-20220801000000-abcdefabcdef"
+    )
+    assert versions.parse("npm", "1.0.0+build.5") == versions.parse("npm", "1.0.0")
+    assert versions.parse("npm", "1.0") is None
