@@ -148,9 +148,9 @@ class RoleBinding(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-# The OCI tables, registered on the same metadata wherever the models are imported.
-import registry.db.oci_models  # noqa: E402, F401
-# Retention's tables (rule sets, runs, trash, lease), on the same metadata.
-import registry.retention.models  # noqa: E402, F401
-# Supply chain: SBOM documents, scan summaries, findings, the OSV mirror.
-import registry.supplychain.models  # noqa: E402, F401
+# Feature tables register on the same metadata wherever the models are imported:
+# OCI (manifests, tags, uploads), retention (rule sets, runs, trash, lease) and
+# the supply chain (SBOM documents, scan summaries, findings, the OSV mirror).
+import registry.db.oci_models  # noqa: E402
+import registry.retention.models  # noqa: E402
+import registry.supplychain.models  # noqa: E402

@@ -140,7 +140,9 @@ def upgrade() -> None:
         ["next_run_time"],
         unique=False,
     )
-    leases = sa.table("retention_lease", sa.column("name", sa.String), sa.column("holder", sa.String))
+    leases = sa.table(
+        "retention_lease", sa.column("name", sa.String), sa.column("holder", sa.String)
+    )
     op.bulk_insert(leases, [{"name": "retention", "holder": ""}, {"name": "gc", "holder": ""}])
 
 
