@@ -151,6 +151,8 @@ class RoleBinding(SQLModel, table=True):
 # Feature tables register on the same metadata wherever the models are imported:
 # OCI (manifests, tags, uploads), retention (rule sets, runs, trash, lease) and
 # the supply chain (SBOM documents, scan summaries, findings, the OSV mirror).
-import registry.db.oci_models  # noqa: E402
-import registry.retention.models  # noqa: E402
-import registry.supplychain.models  # noqa: E402
+from registry.db import oci_models  # noqa: E402
+from registry.retention import models as retention_models  # noqa: E402
+from registry.supplychain import models as supplychain_models  # noqa: E402
+
+FEATURE_MODELS = (oci_models, retention_models, supplychain_models)
