@@ -40,17 +40,20 @@ class Entry:
     raw_ranges: list[dict[str, object]]
     versions: frozenset[str]
     _ranges: list[Range] | None = field(default=None, repr=False)
+    _fixed: list[str] | None = field(default=None, repr=False)
 
     def fixed_texts(self) -> list[str]:
         """Every ``fixed`` version the entry's ranges name, without parsing them."""
-        return sorted(
-            {
-                str(event["fixed"])
-                for raw in self.raw_ranges
-                for event in raw.get("events", ())  # type: ignore[attr-defined]
-                if isinstance(event, dict) and "fixed" in event
-            }
-        )
+        if self._fixed is None:
+            self._fixed = sorted(
+                {
+                    str(event["fixed"])
+                    for raw in self.raw_ranges
+                    for event in raw.get("events", ())  # type: ignore[attr-defined]
+                    if isinstance(event, dict) and "fixed" in event
+                }
+            )
+        return self._fixed
 
     def ranges(self, ecosystem: str) -> list[Range]:
         if self._ranges is None:

@@ -227,3 +227,25 @@ def test_semver_keys_order_like_the_spec() -> None:
     )
     assert versions.parse("npm", "1.0.0+build.5") == versions.parse("npm", "1.0.0")
     assert versions.parse("npm", "1.0") is None
+
+
+@pytest.mark.parametrize(
+    "purl",
+    [
+        "pkg:pypi/Jinja2@2.10",
+        "pkg:npm/%40types/node@20.1.0",
+        "pkg:npm/lodash@4.17.15",
+        "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1",
+        "pkg:golang/golang.org/x/net@v0.1.0",
+        "pkg:cargo/serde@1.0.0",
+    ],
+)
+def test_the_quick_purl_path_agrees_with_packageurl(
+    purl: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry.supplychain.vulndb import ecosystems
+
+    quick = ecosystems._simple(purl)
+    assert quick is not None
+    monkeypatch.setattr(ecosystems, "_simple", lambda _purl: None)  # the full parse
+    assert ecosystems.keys(purl) == quick
