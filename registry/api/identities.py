@@ -8,10 +8,11 @@ neither the secret nor its hash ever enters an audit event.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,7 +28,7 @@ from registry.auth import Subject, hash_token, new_token, roles_of
 from registry.auth.authenticator import TOKEN_USERNAMES
 from registry.db.models import ApiToken, Repository, RoleBinding, Team, TeamMember, User
 from registry.errors import Conflict, Forbidden, NotFound
-from registry.web.deps import AdminDep, ServicesDep, SubjectDep, UserDep
+from registry.web.deps import AdminDep, ServicesDep, SubjectDep, UserDep, get_services
 
 NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._@-]{0,126}[A-Za-z0-9])?$")
 # Names that would be confused with the anonymous subject, the bootstrap actor
@@ -36,7 +37,15 @@ RESERVED_NAMES = frozenset({"anonymous", "system", *TOKEN_USERNAMES})
 MAX_TOKEN_DAYS = 3650
 MAX_SCOPES = 32
 
-router = APIRouter(tags=["identities"])
+
+def forget_credentials(request: Request) -> Iterator[None]:
+    """After a change of users, tokens, teams or roles, cached credentials are stale."""
+    yield
+    if request.method not in ("GET", "HEAD"):
+        get_services(request).authenticator.forget()
+
+
+router = APIRouter(tags=["identities"], dependencies=[Depends(forget_credentials)])
 
 
 def _identity_name(name: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
+import time
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
@@ -62,19 +64,46 @@ def roles_of(session: Session, user: User) -> tuple[tuple[str, ...], tuple[str, 
     return tuple(roles), tuple(sorted(t.name for t in teams))
 
 
-class Authenticator:
-    """Resolves credentials against the token table."""
+# How long a resolved credential is reused without asking the database again.
+# Package clients send the same token on every request; a revocation or role
+# change made through this process clears the cache at once, one made through
+# another instance is seen within this time.
+CACHE_SECONDS = 5.0
+CACHE_ENTRIES = 4096
 
-    def __init__(self, db: Database) -> None:
+
+class Authenticator:
+    """Resolves credentials against the token table, with a short-lived cache."""
+
+    def __init__(self, db: Database, cache_seconds: float = CACHE_SECONDS) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str | None, str], tuple[float, Subject]] = {}
+        self._lock = threading.Lock()
 
     def authenticate(self, header: str | None) -> Subject:
         credentials = parse_authorization(header)
         if credentials is None:
             return ANONYMOUS
         username, secret = credentials
+        key = (username, hash_token(secret))
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         with self.db.reader() as session:
-            return self._subject_for(session, username, secret)
+            subject = self._subject_for(session, username, secret)
+        with self._lock:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = (now + self.cache_seconds, subject)
+        return subject
+
+    def forget(self) -> None:
+        """Drop every cached credential (after a change of users, tokens or roles)."""
+        with self._lock:
+            self._cache.clear()
 
     def _subject_for(self, session: Session, username: str | None, secret: str) -> Subject:
         token = session.exec(
