@@ -175,8 +175,9 @@ class FilesystemBlobStore:
             os.replace(aside, path)  # identical bytes if a commit re-created it meanwhile
             fsync_dir(path.parent)
             return False
+        # No fsync: a deletion lost to a crash leaves garbage for the next collection
+        # (or, renamed aside, for the staging sweep), never a missing blob.
         unlink_quietly(aside)
-        fsync_dir(path.parent)
         return True
 
     def iter_digests(self) -> Iterator[str]:

@@ -15,7 +15,8 @@ only once durable, but concurrent pulls no longer queue for SQLite's write lock
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -35,6 +36,15 @@ from registry.governance.inputs import policy_input
 T = TypeVar("T")
 Apply = Callable[[Session], T]
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Governed:
+    """How one action of :meth:`Governor.govern_many` ended: allowed, denied or failed."""
+
+    decision: Decision
+    outcome: str
+    error: str | None = None
 
 
 class DecisionPoint(Protocol):
@@ -101,6 +111,70 @@ class Governor:
             )
             raise
         return result
+
+    def govern_many(
+        self,
+        subject: Subject,
+        actions: Sequence[Action],
+        context: RequestContext,
+        apply: Callable[[Session, Sequence[int]], Mapping[int, str]],
+    ) -> list[Governed]:
+        """Decide each action on its own facts; apply the allowed ones and record all at once.
+
+        For bulk work (a retention pass decides tens of thousands of
+        deletions): every action gets its own facts, its own decision and its
+        own audit event, exactly as with :meth:`govern`, but the allowed
+        changes and every event commit in one transaction (one unit of the
+        group committer). ``apply`` receives the indexes of the allowed
+        actions, carries them out together and returns ``{index: error}`` for
+        those it could not carry out (and left unchanged): they are recorded
+        ``failed``. If ``apply`` raises, nothing is applied, every event is
+        still recorded (allowed ones as ``failed``) and the error propagates.
+        """
+        decided: list[tuple[Action, dict[str, Any], Decision]] = []
+        with self.db.reader() as session:
+            for action in actions:
+                input_doc = self._input(subject, action, context, gather(session, action))
+                decided.append((action, input_doc, self.policy.decide(input_doc)))
+        allowed = [i for i, (_a, _doc, decision) in enumerate(decided) if decision.allow]
+
+        def drafts(failures: Mapping[int, str]) -> list[EventDraft]:
+            found = []
+            for i, (action, input_doc, decision) in enumerate(decided):
+                outcome = (
+                    "denied" if not decision.allow else "failed" if i in failures else "allowed"
+                )
+                found.append(
+                    self._draft(
+                        subject, action, decision, input_doc, outcome=outcome, error=failures.get(i)
+                    )
+                )
+            return found
+
+        def change(session: Session) -> list[EventDraft]:
+            failures = apply(session, allowed) if allowed else {}
+            recorded = drafts(failures)
+            append_many = getattr(self.audit, "append_many", None)  # one head lock for all
+            if append_many is not None:
+                append_many(session.connection(), recorded)
+            else:
+                for draft in recorded:
+                    self.audit.append(session.connection(), draft)
+            return recorded
+
+        try:
+            recorded = self._write(change)
+        except Exception as error:
+            reason = error.message if isinstance(error, ArbiterError) else type(error).__name__
+            failed = drafts(dict.fromkeys(allowed, reason))
+            self._write(
+                lambda session: [self.audit.append(session.connection(), d) for d in failed]
+            )
+            raise
+        return [
+            Governed(decision=decision, outcome=draft.outcome, error=draft.details.get("error"))
+            for (_action, _doc, decision), draft in zip(decided, recorded, strict=True)
+        ]
 
     def permits(self, subject: Subject, action: Action, context: RequestContext) -> Decision:
         """Decide ``action`` without recording or applying anything.

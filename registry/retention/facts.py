@@ -18,6 +18,7 @@ passed as ``input.retention`` (documented in ``rego/README.md``):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,14 +114,61 @@ def team_pulls(
     ).all()
     last: dict[str, str] = {}
     for time, details in rows:
-        try:
-            parsed = json.loads(details)
-        except ValueError:
-            continue
-        if parsed.get("listing"):
-            continue
-        teams = parsed.get("input", {}).get("subject", {}).get("teams", [])
-        for team in teams if isinstance(teams, list) else ():
-            if isinstance(team, str) and team not in last:
-                last[team] = time
+        for team in _teams(details):
+            last.setdefault(team, time)
     return [{"team": team, "last_pulled_at": at} for team, at in sorted(last.items())]
+
+
+def team_pulls_many(
+    conn: Connection, refs: Sequence[tuple[str, str, str]], now: datetime
+) -> dict[tuple[str, str, str], list[dict[str, str]]]:
+    """:func:`team_pulls` for many artifacts with one query per repository."""
+    since = rfc3339(now - PULL_HISTORY)
+    wanted = set(refs)
+    by_repository: dict[str, set[tuple[str, str]]] = {}
+    for repository, name, version in wanted:
+        by_repository.setdefault(repository, set()).add((name, version))
+    last: dict[tuple[str, str, str], dict[str, str]] = {}
+    for repository, pairs in by_repository.items():
+        names = sorted({name for name, _version in pairs})
+        versions = sorted({version for _name, version in pairs})
+        rows = conn.execute(
+            select(
+                audit_events.c.name,
+                audit_events.c.version,
+                audit_events.c.time,
+                audit_events.c.details,
+            )
+            .where(
+                audit_events.c.repository == repository,
+                audit_events.c.name.in_(names),
+                audit_events.c.version.in_(versions),
+                audit_events.c.action == "pull",
+                audit_events.c.outcome == "allowed",
+                audit_events.c.time >= since,
+            )
+            .order_by(audit_events.c.seq.desc())
+            .limit(MAX_PULL_EVENTS * len(pairs))
+        )
+        for name, version, time, details in rows:
+            ref = (repository, name, version)
+            if ref not in wanted:
+                continue
+            for team in _teams(details):
+                last.setdefault(ref, {}).setdefault(team, time)
+    return {
+        ref: [{"team": team, "last_pulled_at": at} for team, at in sorted(teams.items())]
+        for ref, teams in last.items()
+    }
+
+
+def _teams(details: str) -> list[str]:
+    """Teams of the subject of a recorded pull (listings do not count)."""
+    try:
+        parsed = json.loads(details)
+    except ValueError:
+        return []
+    if parsed.get("listing"):
+        return []
+    teams = parsed.get("input", {}).get("subject", {}).get("teams", [])
+    return [team for team in teams if isinstance(team, str)] if isinstance(teams, list) else []

@@ -32,17 +32,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from registry.auth.subject import Subject
-from registry.errors import ArbiterError, Conflict, NotFound, PolicyDenied
-from registry.governance import RETAIN, Action, RequestContext, Resource
+from registry.errors import Conflict, NotFound
 from registry.retention import engine, facts, inventory, reports, rulesets, trash
+from registry.retention.decide import OPEN_VERDICTS, RETENTION_SUBJECT, Decider, Outcome
 from registry.retention.lease import DEFAULT_TTL, RETENTION, Lease, LeaseLost
 from registry.retention.models import (
-    DELETED,
     ERROR,
     FAILED,
     FINISHED,
@@ -61,9 +60,8 @@ from registry.retention.models import (
 from registry.retention.rules import RuleSet
 from registry.services import Services
 
-# The robot every retention decision is made for; maintainer grants retain.
-RETENTION_SUBJECT = Subject(id="retention", kind="robot", roles=("maintainer",))
 DEFAULT_WORKERS = 4
+DEFAULT_CHUNK = 128  # items decided together and committed in one unit
 MAX_ATTEMPTS = 3
 FLUSH_EVERY = 500
 
@@ -136,13 +134,6 @@ def _verdict_json(verdict: engine.Verdict) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    item_id: int
-    verdict: str
-    reasons: tuple[str, ...] = ()
-
-
 class RetentionRunner:
     """Previews, runs, resumes and restores; one per caller, the lease makes it exclusive."""
 
@@ -151,6 +142,7 @@ class RetentionRunner:
         services: Services,
         *,
         workers: int = DEFAULT_WORKERS,
+        chunk: int = DEFAULT_CHUNK,
         lease_ttl: timedelta = DEFAULT_TTL,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -159,6 +151,7 @@ class RetentionRunner:
         self.governor = services.governor
         self.clock = clock or services.governor.clock
         self.workers = workers
+        self.chunk = chunk
         self.lease = Lease(self.db, RETENTION, self.clock, ttl=lease_ttl)
 
     # -- preview ---------------------------------------------------------------
@@ -343,12 +336,11 @@ class RetentionRunner:
     def _execute(self, run_id: int) -> None:
         """Decide what is pending, purge what is due, finish; safe to call again after a crash."""
         run = self._run_row(run_id)
-        rule_set = rulesets.at_version(self.db, run["rule_set_version"]).rule_set
         self.lease.renew(run_id)
         try:
             with self.lease.heartbeat(run_id) as lost:
                 self._decide_pending(run, lost.is_set)
-                self._purge_due(run, rule_set, lost.is_set)
+                self._purge_due(run, lost.is_set)
                 if lost.is_set():
                     raise LeaseLost(f"lost the retention lease during run {run_id}")
             self._finish(run_id)
@@ -359,7 +351,7 @@ class RetentionRunner:
             self._fail(run_id, error)
             raise
 
-    # -- deciding ----------------------------------------------------------------
+    # -- deciding and purging -------------------------------------------------------
 
     def _decide_pending(self, run: dict[str, Any], lost: Callable[[], bool]) -> None:
         items = self._items(run["id"], PENDING)
@@ -376,128 +368,11 @@ class RetentionRunner:
         recovery = timedelta(
             days=rulesets.at_version(self.db, run["rule_set_version"]).rule_set.recovery_days
         )
+        decider = Decider(self.governor, run)
         for wave in (first, later):
-            self._in_pool(wave, lambda item: self._decide_one(run, item, recovery), lost, VETOED)
+            self._in_pool(wave, lambda chunk: decider.delete(chunk, self.clock(), recovery), lost)
 
-    def _in_pool(
-        self,
-        items: Sequence[dict[str, Any]],
-        decide: Callable[[dict[str, Any]], _Outcome],
-        lost: Callable[[], bool],
-        vetoed: str,
-    ) -> None:
-        """Decide ``items`` on the pool; record vetoes, skips and errors in batches."""
-        if not items:
-            return
-        buffered: list[_Outcome] = []
-
-        def guarded(item: dict[str, Any]) -> _Outcome:
-            if lost():
-                return _Outcome(item["id"], PENDING)
-            return decide(item)
-
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="retention") as pool:
-            for outcome in pool.map(guarded, items):
-                if outcome.verdict in (vetoed, SKIPPED, ERROR):
-                    buffered.append(outcome)
-                if len(buffered) >= FLUSH_EVERY:
-                    self._record_outcomes(buffered)
-                    buffered = []
-        self._record_outcomes(buffered)
-
-    def _decide_one(
-        self, run: dict[str, Any], item: dict[str, Any], recovery: timedelta
-    ) -> _Outcome:
-        now = self.clock()
-        retention = self._retention_facts(run, item, "delete", now)
-        action = Action(
-            verb=RETAIN,
-            resource=_resource(item),
-            details=_details(run, item, "delete"),
-            retention=retention,
-        )
-
-        def apply(session: Session) -> None:
-            conn = session.connection()
-            state = conn.execute(select(_ITEMS.c.verdict).where(_ITEMS.c.id == item["id"])).scalar()
-            if state != PENDING:
-                raise trash.Gone(f"item {item['id']} was decided already")
-            moved = trash.trash_version(
-                conn,
-                item["version_id"],
-                expect=(item["repository"], item["package"], item["version"]),
-                rule_id=item["rule_id"],
-                rule_name=item["rule_name"],
-                run_id=run["id"],
-                now=now,
-                purge_after=now + recovery,
-            )
-            conn.execute(
-                update(_ITEMS)
-                .where(_ITEMS.c.id == item["id"])
-                .values(verdict=DELETED, trash_id=moved.trash_id, size=moved.size, decided_at=now)
-            )
-
-        return self._govern(item, action, apply, VETOED)
-
-    def _govern(
-        self,
-        item: dict[str, Any],
-        action: Action,
-        apply: Callable[[Session], None],
-        vetoed: str,
-    ) -> _Outcome:
-        context = RequestContext(request_id=f"retention-run-{item['run_id']}", client="arbiter")
-        try:
-            self.governor.govern(RETENTION_SUBJECT, action, context, apply)
-        except PolicyDenied as denied:
-            return _Outcome(item["id"], vetoed, denied.reasons)
-        except (trash.Gone, NotFound) as gone:
-            return _Outcome(item["id"], SKIPPED, (gone.message,))
-        except ArbiterError as error:
-            return _Outcome(item["id"], ERROR, (error.message,))
-        except Exception as error:  # one broken item must not stop the run
-            log.exception("retention item failed", item=item["id"])
-            return _Outcome(item["id"], ERROR, (f"{type(error).__name__}: {error}",))
-        return _Outcome(item["id"], DELETED)
-
-    def _retention_facts(
-        self, run: dict[str, Any], item: dict[str, Any], phase: str, now: datetime
-    ) -> dict[str, Any]:
-        referenced: list[dict[str, Any]] = []
-        with self.db.reader() as session:
-            conn = session.connection()
-            if item["format"] == "oci" and item["version_id"] is not None and phase == "delete":
-                referenced = facts.referenced_by(conn, item["version_id"], item["version"])
-            pulls = facts.team_pulls(
-                conn, item["repository"], item["package"], item["version"], now
-            )
-        return {
-            "phase": phase,
-            "run_id": run["id"],
-            "rule": {"id": item["rule_id"], "name": item["rule_name"]},
-            "reason": item["reason"],
-            "referenced_by": referenced,
-            "team_pulls": pulls,
-        }
-
-    def _record_outcomes(self, outcomes: Iterable[_Outcome]) -> None:
-        batch = [o for o in outcomes if o.verdict != PENDING]
-        if not batch:
-            return
-        now = self.clock()
-        with self.db.writer() as session:
-            conn = session.connection()
-            for outcome in batch:
-                conn.execute(
-                    update(_ITEMS)
-                    .where(_ITEMS.c.id == outcome.item_id, _ITEMS.c.verdict.in_(_OPEN))
-                    .values(verdict=outcome.verdict, reasons=list(outcome.reasons), decided_at=now)
-                )
-
-    # -- purging -----------------------------------------------------------------
-
-    def _purge_due(self, run: dict[str, Any], rule_set: RuleSet, lost: Callable[[], bool]) -> None:
+    def _purge_due(self, run: dict[str, Any], lost: Callable[[], bool]) -> None:
         now = self.clock()
         with self.db.writer() as session:
             conn = session.connection()
@@ -515,36 +390,42 @@ class RetentionRunner:
             rows = [_purge_item(run["id"], row) for row in due if row["id"] not in known]
             for chunk in _chunks(rows, 2000):
                 conn.execute(insert(_ITEMS), chunk)
+        decider = Decider(self.governor, run)
         items = self._items(run["id"], PURGE_PENDING)
-        self._in_pool(items, lambda item: self._purge_one(run, item, now), lost, PURGE_VETOED)
+        self._in_pool(items, lambda chunk: decider.purge(chunk, self.clock()), lost)
 
-    def _purge_one(self, run: dict[str, Any], item: dict[str, Any], now: datetime) -> _Outcome:
-        with self.db.reader() as session:
-            row = (
-                session.connection()
-                .execute(select(_TRASH.c.snapshot).where(_TRASH.c.id == item["trash_id"]))
-                .first()
-            )
-        if row is None:
-            return _Outcome(item["id"], SKIPPED, ("restored or purged before its turn",))
-        action = Action(
-            verb=RETAIN,
-            resource=_resource(item),
-            details=_details(run, item, "purge"),
-            artifact=_snapshot_facts(row.snapshot),
-            retention=self._retention_facts(run, item, "purge", now),
-        )
+    def _in_pool(
+        self,
+        items: Sequence[dict[str, Any]],
+        handle: Callable[[list[dict[str, Any]]], list[Outcome]],
+        lost: Callable[[], bool],
+    ) -> None:
+        """Handle ``items`` in chunks on the pool; record vetoes, skips and errors in batches."""
+        if not items:
+            return
+        buffered: list[Outcome] = []
 
-        def apply(session: Session) -> None:
-            conn = session.connection()
-            size = trash.purge(conn, item["trash_id"])
-            conn.execute(
-                update(_ITEMS)
-                .where(_ITEMS.c.id == item["id"])
-                .values(verdict=PURGED, size=size, decided_at=now)
-            )
+        def guarded(chunk: list[dict[str, Any]]) -> list[Outcome]:
+            return [] if lost() else handle(chunk)
 
-        return self._govern(item, action, apply, PURGE_VETOED)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="retention") as pool:
+            for outcomes in pool.map(guarded, _chunks(list(items), self.chunk)):
+                buffered += [o for o in outcomes if o.verdict in _RECORDED]
+                if len(buffered) >= FLUSH_EVERY:
+                    self._record_outcomes(buffered)
+                    buffered = []
+        self._record_outcomes(buffered)
+
+    def _record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = self.clock()
+        rows = [
+            {"item": o.item_id, "outcome": o.verdict, "why": list(o.reasons), "at": now}
+            for o in outcomes
+        ]
+        with self.db.writer() as session:
+            session.connection().execute(_RECORD_OUTCOME, rows)
 
     # -- finishing -----------------------------------------------------------------
 
@@ -673,8 +554,16 @@ class RetentionRunner:
         return [dict(row) for row in rows]
 
 
-_OPEN = (PENDING, PURGE_PENDING)
 _PURGE_VERDICTS = (PURGE_PENDING, PURGED, PURGE_VETOED)
+_RECORDED = (VETOED, PURGE_VETOED, SKIPPED, ERROR)
+_RECORD_OUTCOME = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.id == bindparam("item"),
+        or_(*(_ITEMS.c.verdict == verdict for verdict in OPEN_VERDICTS)),
+    )
+    .values(verdict=bindparam("outcome"), reasons=bindparam("why"), decided_at=bindparam("at"))
+)
 
 
 def _require_repository(conn: Connection, name: str) -> None:
@@ -722,51 +611,6 @@ def _purge_item(run_id: int, trash_row: Any) -> dict[str, Any]:
         "size": trash_row["size"],
         "decided_at": None,
     }
-
-
-def _resource(item: dict[str, Any]) -> Resource:
-    digest = item["version"] if item["format"] == "oci" else None
-    return Resource(
-        repository=item["repository"],
-        format=item["format"],
-        name=item["package"],
-        version=item["version"],
-        digest=digest,
-    )
-
-
-def _details(run: dict[str, Any], item: dict[str, Any], phase: str) -> dict[str, Any]:
-    return {
-        "rule": item["rule_id"],
-        "rule_name": item["rule_name"],
-        "reason": item["reason"],
-        "verdict": phase,
-        "phase": phase,
-        "run_id": run["id"],
-        "rule_set_version": run["rule_set_version"],
-        "size": int(item["size"]),
-    }
-
-
-def _snapshot_facts(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Artifact facts of a trashed version (the live rows are gone): labels, tags, times."""
-    version = snapshot.get("version", {})
-    children = {entry["table"]: entry["rows"] for entry in snapshot.get("children", [])}
-    return {
-        "labels": {row["key"]: row["value"] for row in children.get("labels", [])},
-        "tags": sorted(row["name"] for row in children.get("tags", [])),
-        "size": sum(int(row["size"]) for row in children.get("files", [])),
-        "created_at": _aware(version.get("created_at")),
-        "last_pulled_at": _aware(version.get("last_pulled_at")),
-        "downloads": int(version.get("downloads") or 0),
-        "provenance": version.get("provenance") or {},
-    }
-
-
-def _aware(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return inventory.utc(datetime.fromisoformat(text))
 
 
 def _chunks(rows: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:

@@ -48,6 +48,7 @@ from registry.errors import Conflict, NotFound
 from registry.retention.models import RetentionTrash, RetentionTrashBlob
 
 MAX_DEPTH = 3  # rows referencing rows referencing the version, and one level more
+CHUNK = 500  # ids per IN (...) list
 
 
 def _table(model: Any) -> Table:
@@ -134,12 +135,15 @@ def _is_datetime(column: Column[Any]) -> bool:
     return isinstance(getattr(kind, "impl", kind), DateTime)
 
 
+_Child = tuple[Table, "Column[Any]", "Column[Any]", list[Any], list[dict[str, Any]]]
+
+
 def _collect(
     conn: Connection,
     parent: Table,
     rows: Sequence[Mapping[str, Any]],
     depth: int,
-    into: list[tuple[Table, Column[Any], list[Any], list[dict[str, Any]]]],
+    into: list[_Child],
 ) -> None:
     """Rows referencing ``rows``, depth first; ``into`` ends up parent-first."""
     if depth > MAX_DEPTH or not rows:
@@ -150,10 +154,26 @@ def _collect(
         keys = sorted({row[referenced.name] for row in rows if row[referenced.name] is not None})
         if not keys:
             continue
-        found = [dict(r) for r in conn.execute(select(child).where(column.in_(keys))).mappings()]
+        found: list[dict[str, Any]] = []
+        for chunk in _chunks(keys, CHUNK):
+            found += [
+                dict(r) for r in conn.execute(select(child).where(column.in_(chunk))).mappings()
+            ]
         if found:
-            into.append((child, column, keys, found))
+            into.append((child, column, referenced, keys, found))
             _collect(conn, child, found, depth + 1, into)
+
+
+@dataclass(frozen=True)
+class TrashRequest:
+    """One version to move into the trash, as the plan named it."""
+
+    version_id: int
+    repository: str
+    package: str
+    version: str
+    rule_id: str = ""
+    rule_name: str = ""
 
 
 def trash_version(
@@ -168,8 +188,33 @@ def trash_version(
     purge_after: datetime,
 ) -> Trashed:
     """Move one version into the trash; :class:`Gone` if it is not ``expect`` any more."""
-    found = (
-        conn.execute(
+    request = TrashRequest(version_id, *expect, rule_id=rule_id, rule_name=rule_name)
+    moved, failures = trash_versions(
+        conn, [request], run_id=run_id, now=now, purge_after=purge_after
+    )
+    if version_id in failures:
+        raise Gone(failures[version_id])
+    return moved[version_id]
+
+
+def trash_versions(
+    conn: Connection,
+    requests: Sequence[TrashRequest],
+    *,
+    run_id: int | None,
+    now: datetime,
+    purge_after: datetime,
+) -> tuple[dict[int, Trashed], dict[int, str]]:
+    """Move many versions into the trash with a few statements per table.
+
+    Returns what moved and, by version id, why the others did not (gone, or
+    replaced by a version of the same name since the plan): those are untouched.
+    """
+    failures: dict[int, str] = {}
+    found: dict[int, Mapping[str, Any]] = {}
+    ids = [request.version_id for request in requests]
+    for chunk in _chunks(ids, CHUNK):
+        query = (
             select(
                 _VERSIONS,
                 _PACKAGES.c.name.label("_package"),
@@ -178,70 +223,116 @@ def trash_version(
             )
             .join(_PACKAGES, _PACKAGES.c.id == _VERSIONS.c.package_id)
             .join(_REPOSITORIES, _REPOSITORIES.c.id == _PACKAGES.c.repository_id)
-            .where(_VERSIONS.c.id == version_id)
+            .where(_VERSIONS.c.id.in_(chunk))
         )
-        .mappings()
-        .first()
-    )
-    repository, package_name, version_name = expect
-    if found is None or (found["_repo"], found["_package"], found["version"]) != expect:
-        raise Gone(f"version {repository}/{package_name}/{version_name} is gone or was replaced")
-    version_row = {c.name: found[c.name] for c in _VERSIONS.columns}
-    package_row = (
-        conn.execute(select(_PACKAGES).where(_PACKAGES.c.id == version_row["package_id"]))
-        .mappings()
-        .one()
-    )
-    children: list[tuple[Table, Column[Any], list[Any], list[dict[str, Any]]]] = []
-    _collect(conn, _VERSIONS, [version_row], 1, children)
-    digests: set[str] = set()
-    size = 0
-    for table, _column, _keys, rows in children:
-        for name in _blob_columns(table):
-            digests.update(row[name] for row in rows if row[name])
-        if table.name == "files":
-            size += sum(int(row["size"]) for row in rows)
-    snapshot = {
-        "package": _encode(_PACKAGES, package_row),
-        "version": _encode(_VERSIONS, version_row),
-        "children": [
-            {"table": table.name, "rows": [_encode(table, row) for row in rows]}
-            for table, _column, _keys, rows in children
-        ],
+        found.update({row["id"]: row for row in conn.execute(query).mappings()})
+    alive: list[tuple[TrashRequest, Mapping[str, Any]]] = []
+    for request in requests:
+        row = found.get(request.version_id)
+        expect = (request.repository, request.package, request.version)
+        if row is None or (row["_repo"], row["_package"], row["version"]) != expect:
+            failures[request.version_id] = (
+                f"version {'/'.join(expect)} is gone or was replaced since the plan"
+            )
+        else:
+            alive.append((request, row))
+    if not alive:
+        return {}, failures
+    versions = [{c.name: row[c.name] for c in _VERSIONS.columns} for _request, row in alive]
+    package_ids = sorted({v["package_id"] for v in versions})
+    packages = {
+        row["id"]: row
+        for chunk in _chunks(package_ids, CHUNK)
+        for row in conn.execute(select(_PACKAGES).where(_PACKAGES.c.id.in_(chunk))).mappings()
     }
-    trash_id = _new_id(
-        conn,
-        insert(_TRASH).values(
-            repository=repository,
-            format=found["_format"],
-            package=package_name,
-            version=version_name,
-            run_id=run_id,
-            rule_id=rule_id,
-            rule_name=rule_name,
-            size=size,
-            snapshot=snapshot,
-            deleted_at=now,
-            purge_after=purge_after,
-        ),
-    )
-    if digests:
-        conn.execute(
-            insert(_TRASH_BLOBS), [{"trash_id": trash_id, "digest": d} for d in sorted(digests)]
+    children: list[_Child] = []
+    _collect(conn, _VERSIONS, versions, 1, children)
+    owned = _by_version(children, [v["id"] for v in versions])
+
+    trash_rows, blob_rows = [], []
+    for (request, row), version in zip(alive, versions, strict=True):
+        parts = owned[version["id"]]
+        size = sum(int(r["size"]) for table, rows in parts if table.name == "files" for r in rows)
+        trash_rows.append(
+            {
+                "repository": request.repository,
+                "format": row["_format"],
+                "package": request.package,
+                "version": request.version,
+                "run_id": run_id,
+                "rule_id": request.rule_id,
+                "rule_name": request.rule_name,
+                "size": size,
+                "snapshot": {
+                    "package": _encode(_PACKAGES, packages[version["package_id"]]),
+                    "version": _encode(_VERSIONS, version),
+                    "children": [
+                        {"table": table.name, "rows": [_encode(table, r) for r in rows]}
+                        for table, rows in parts
+                    ],
+                },
+                "deleted_at": now,
+                "purge_after": purge_after,
+            }
         )
-    for table, column, keys, _rows in reversed(children):
-        conn.execute(delete(table).where(column.in_(keys)))
-    conn.execute(delete(_VERSIONS).where(_VERSIONS.c.id == version_id))
-    _drop_empty_package(conn, version_row["package_id"])
-    return Trashed(trash_id=int(trash_id), size=size)
+    trash_ids = list(
+        conn.execute(
+            insert(_TRASH).returning(_TRASH.c.id, sort_by_parameter_order=True), trash_rows
+        ).scalars()
+    )
+    moved: dict[int, Trashed] = {}
+    for version, trash_id, trash_row in zip(versions, trash_ids, trash_rows, strict=True):
+        digests = {
+            r[name]
+            for table, rows in owned[version["id"]]
+            for name in _blob_columns(table)
+            for r in rows
+            if r[name]
+        }
+        blob_rows += [{"trash_id": trash_id, "digest": d} for d in sorted(digests)]
+        moved[version["id"]] = Trashed(trash_id=int(trash_id), size=trash_row["size"])
+    for chunk in _chunks(blob_rows, CHUNK):
+        conn.execute(insert(_TRASH_BLOBS), chunk)
+    for table, column, _referenced, keys, _rows in reversed(children):
+        for chunk in _chunks(keys, CHUNK):
+            conn.execute(delete(table).where(column.in_(chunk)))
+    for chunk in _chunks([v["id"] for v in versions], CHUNK):
+        conn.execute(delete(_VERSIONS).where(_VERSIONS.c.id.in_(chunk)))
+    _drop_empty_packages(conn, package_ids)
+    return moved, failures
 
 
-def _drop_empty_package(conn: Connection, package_id: int) -> None:
-    """Delete the package once nothing references it (as the formats' own deletes do)."""
+def _by_version(
+    children: list[_Child], version_ids: list[int]
+) -> dict[int, list[tuple[Table, list[dict[str, Any]]]]]:
+    """Split collected rows by the version each descends from, parent tables first."""
+    root: dict[tuple[str, str, Any], int] = {(_VERSIONS.name, "id", v): v for v in version_ids}
+    owned: dict[int, dict[str, list[dict[str, Any]]]] = {v: {} for v in version_ids}
+    order: dict[int, list[Table]] = {v: [] for v in version_ids}
+    for table, column, referenced, _keys, rows in children:
+        parent = referenced.table.name
+        targets = {c.name for _t, _c, c in _children(table.name)}
+        for row in rows:
+            version_id = root.get((parent, referenced.name, row[column.name]))
+            if version_id is None:
+                continue
+            if table.name not in owned[version_id]:
+                owned[version_id][table.name] = []
+                order[version_id].append(table)
+            owned[version_id][table.name].append(row)
+            for name in targets:
+                root[(table.name, name, row[name])] = version_id
+    return {v: [(t, owned[v][t.name]) for t in order[v]] for v in version_ids}
+
+
+def _drop_empty_packages(conn: Connection, package_ids: list[int]) -> None:
+    """Delete packages nothing references any more (as the formats' own deletes do)."""
+    empty = set(package_ids)
     for _child, column, _referenced in _children(_PACKAGES.name):
-        if conn.execute(select(column).where(column == package_id).limit(1)).first():
-            return
-    conn.execute(delete(_PACKAGES).where(_PACKAGES.c.id == package_id))
+        for chunk in _chunks(sorted(empty), CHUNK):
+            empty -= set(conn.execute(select(column).where(column.in_(chunk)).distinct()).scalars())
+    for chunk in _chunks(sorted(empty), CHUNK):
+        conn.execute(delete(_PACKAGES).where(_PACKAGES.c.id.in_(chunk)))
 
 
 def latest_trash(conn: Connection, repository: str, package: str, version: str) -> Any:
@@ -330,16 +421,25 @@ def _reinsert(
         ids[(table.name, old_id)] = new_id
 
 
-def purge(conn: Connection, trash_id: int) -> int:
-    """Forget a trashed version for good; returns its size. Its blobs become garbage."""
-    trash = conn.execute(select(_TRASH).where(_TRASH.c.id == trash_id)).first()
-    if trash is None:
-        raise Gone(f"trash entry {trash_id} was restored or purged already")
-    conn.execute(delete(_TRASH_BLOBS).where(_TRASH_BLOBS.c.trash_id == trash_id))
-    conn.execute(delete(_TRASH).where(_TRASH.c.id == trash_id))
-    if trash.format == "oci":
-        unlink_unused(conn, trash.repository, trash.package)
-    return int(trash.size)
+def purge_many(conn: Connection, trash_ids: Sequence[int]) -> dict[int, int]:
+    """Forget many trashed versions; returns the size of each one purged (absent: gone)."""
+    found = {
+        row.id: row
+        for chunk in _chunks(list(trash_ids), CHUNK)
+        for row in conn.execute(
+            select(_TRASH.c.id, _TRASH.c.repository, _TRASH.c.package, _TRASH.c.format,
+                   _TRASH.c.size).where(_TRASH.c.id.in_(chunk))
+        )
+    }  # fmt: skip
+    ids = sorted(found)
+    for chunk in _chunks(ids, CHUNK):
+        conn.execute(delete(_TRASH_BLOBS).where(_TRASH_BLOBS.c.trash_id.in_(chunk)))
+        conn.execute(delete(_TRASH).where(_TRASH.c.id.in_(chunk)))
+    for repository, image in sorted(
+        {(r.repository, r.package) for r in found.values() if r.format == "oci"}
+    ):
+        unlink_unused(conn, repository, image)
+    return {trash_id: int(row.size) for trash_id, row in found.items()}
 
 
 def unlink_unused(conn: Connection, repository: str, image: str) -> int:

@@ -62,24 +62,25 @@ class Crash(BaseException):
 def test_a_crashed_run_is_resumed_without_deciding_twice(retention_app: RetentionApp) -> None:
     app = retention_app
     _seed(app)
-    crashing = RetentionRunner(app.services, workers=1, lease_ttl=timedelta(seconds=30))
+    # chunks of two items, one at a time: the first chunk commits, then the process dies
+    crashing = RetentionRunner(app.services, workers=1, chunk=2, lease_ttl=timedelta(seconds=30))
     crashing.lease.release = lambda: None  # type: ignore[method-assign]  # a dead process
     governor = app.services.governor
-    real_govern = governor.govern
+    real_govern_many = governor.govern_many
     calls = {"n": 0}
 
-    def govern(*args: Any, **kwargs: Any) -> Any:
+    def govern_many(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] > 2:
+        if calls["n"] > 1:
             raise Crash()
-        return real_govern(*args, **kwargs)
+        return real_govern_many(*args, **kwargs)
 
-    governor.govern = govern  # type: ignore[method-assign]
+    governor.govern_many = govern_many  # type: ignore[method-assign]
     try:
         with pytest.raises(Crash):
             crashing.run(SYSTEM)
     finally:
-        governor.govern = real_govern  # type: ignore[method-assign]
+        governor.govern_many = real_govern_many  # type: ignore[method-assign]
     assert len(app.versions("files", "tool")) == 4, "two deletions happened before the crash"
     status = app.scalar("SELECT status FROM retention_runs")
     assert status == "running"
