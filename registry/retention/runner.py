@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -220,7 +221,9 @@ class RetentionRunner:
             self._resume_interrupted()
             stored = rulesets.current(self.db)
             now = self.clock()
+            started = time.perf_counter()
             plan = self._plan(stored.rule_set, repository, now)
+            planned = time.perf_counter()
             everything = plan.deletes_everything()
             if everything and not confirm:
                 raise ConfirmationRequired(everything)
@@ -234,6 +237,14 @@ class RetentionRunner:
                 self.lease.release()
                 return None  # another process started this tick's run
             self.lease.renew(run_id)  # others can now tell which run holds the lease
+            log.info(
+                "retention run planned",
+                run=run_id,
+                versions=plan.versions,
+                deletions=len(plan.deletions),
+                plan_s=round(planned - started, 2),
+                record_s=round(time.perf_counter() - planned, 2),
+            )
             return run_id
         except BaseException:
             self.lease.release()
@@ -338,12 +349,22 @@ class RetentionRunner:
         run = self._run_row(run_id)
         self.lease.renew(run_id)
         try:
+            started = time.perf_counter()
             with self.lease.heartbeat(run_id) as lost:
                 self._decide_pending(run, lost.is_set)
+                decided = time.perf_counter()
                 self._purge_due(run, lost.is_set)
+                purged = time.perf_counter()
                 if lost.is_set():
                     raise LeaseLost(f"lost the retention lease during run {run_id}")
             self._finish(run_id)
+            log.info(
+                "retention run finished",
+                run=run_id,
+                decide_s=round(decided - started, 2),
+                purge_s=round(purged - decided, 2),
+                report_s=round(time.perf_counter() - purged, 2),
+            )
         except LeaseLost:
             log.warning("retention run interrupted: lease lost", run=run_id)
             raise
