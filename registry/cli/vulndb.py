@@ -103,7 +103,14 @@ def findings(
         markup=False,
         soft_wrap=True,
     )
-    table = Table("advisory", "severity", "score", "package", "installed", "fixed in", "aliases")
+    table = Table()
+    table.add_column("advisory", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("score")
+    table.add_column("package", overflow="fold")
+    table.add_column("installed", overflow="fold")
+    table.add_column("fixed in", overflow="fold")
+    table.add_column("aliases", overflow="fold")
     for item in found.get("findings", []):
         table.add_row(
             *(
