@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
@@ -43,6 +44,8 @@ READ_CHUNK = 1024 * 1024
 NESTED = (*JAVA_ARCHIVES, ".whl", ".egg")
 _ZIP_NAMES = (*NESTED, ".zip")
 _GZIP_NAMES = (".tar.gz", ".tgz")
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
 
 Entries = Iterator[tuple[walk.Entry, walk.Readable | None]]
 
@@ -61,6 +64,35 @@ def analyse_file(
         entries = walker.open(file)
         if entries is not None:
             walker.walk_entries(entries, archive="", depth=0)
+        return walker.finish()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One image layer: its bytes, its media type and digest (for messages)."""
+
+    file: BinaryIO
+    media_type: str
+    digest: str
+    size: int
+
+
+def analyse_image(layers: Sequence[Layer], *, name: str, limits: ScanLimits) -> Inventory:
+    """The inventory of an OCI image: layers applied in order, whiteouts honoured.
+
+    Each layer is streamed once (never extracted); a later layer's file
+    replaces an earlier one's, ``.wh.NAME`` removes NAME (and what is below
+    it) and ``.wh..wh..opq`` empties its directory of what earlier layers put
+    there. A layer declared gzip that is not, or in a compression we do not
+    read, fails the scan.
+    """
+    total = sum(layer.size for layer in layers)
+    with tempfile.TemporaryDirectory(prefix="arbiter-scan-", dir=limits.temp_dir) as private:
+        walker = _Walker(name, limits, Budget(limits, total), Path(private), rootfs=True)
+        walker.layered = True
+        for index, layer in enumerate(layers):
+            walker.layer = index
+            walker.walk_entries(walker.open_layer(layer, index), archive="", depth=0)
         return walker.finish()
 
 
@@ -84,6 +116,14 @@ class _Walker:
             self.java,
         ]
         self._spooled = 0
+        # Last writer wins, per top-level path: a tar may hold a path twice, and a
+        # later image layer replaces or whites out what earlier ones wrote.
+        self._takes: dict[str, list[tuple[Cataloger, str, str, bytes]]] = {}
+        self._files: dict[str, FileEntry] = {}
+        self._layer_of: dict[str, int] = {}
+        self.layer = 0
+        self.layered = False
+        self._top = ""
 
     def open(self, file: BinaryIO) -> Entries | None:
         """The entries of the artifact, or ``None`` when it is not an archive."""
@@ -111,6 +151,24 @@ class _Walker:
             raise ScanFailed(f"{self.filename} is named as a tar archive but holds none")
         return None
 
+    def open_layer(self, layer: Layer, index: int) -> Entries:
+        head = layer.file.read(512)
+        layer.file.seek(0)
+        container, compression = walk.sniff(head)
+        declared = layer.media_type.lower()
+        what = f"layer {index} ({layer.digest})"
+        if declared.endswith(("gzip", "+gzip")) and compression != "gzip":
+            raise ScanFailed(f"{what} is declared {layer.media_type} but is not gzip")
+        if declared.endswith("zstd") or compression == "zstd":
+            raise ScanFailed(f"{what} is zstd-compressed, which analysis does not read yet")
+        if compression is not None:
+            return walk.iter_tar(
+                walk.decompressor(layer.file, compression), self.budget, rootfs=True
+            )
+        if container != walk.TAR:
+            raise ScanFailed(f"{what} is not a tar archive")
+        return walk.iter_tar(layer.file, self.budget, rootfs=True)
+
     def _zip(self, file: BinaryIO, *, charge: bool) -> Entries:
         for entry, content in walk.iter_zip(file, self.budget):
             yield (
@@ -120,8 +178,16 @@ class _Walker:
 
     def walk_entries(self, entries: Entries, *, archive: str, depth: int) -> None:
         for entry, content in entries:
-            if entry.kind != walk.FILE:
+            if not archive and self.layered and self._whiteout(entry):
                 continue
+            if entry.kind != walk.FILE:
+                if not archive and self.layered:
+                    self._forget(entry.path, below=False)  # a file replaced by a link or directory
+                continue
+            if not archive:
+                self._top = entry.path
+                self._takes.pop(entry.path, None)
+                self._layer_of[entry.path] = self.layer
             if content is None:  # encrypted: listed without digests
                 self._list(archive, entry.path, entry.size, {})
                 continue
@@ -151,8 +217,9 @@ class _Walker:
             hashes = {SHA1: sha1.hexdigest(), SHA256: sha256.hexdigest()}
             self._list(archive, entry.path, entry.size, hashes)
             if capture:
-                for cataloger in wanted:
-                    cataloger.take(archive, entry.path, bytes(captured))
+                data = bytes(captured)
+                takes = self._takes.setdefault(self._top, [])
+                takes.extend((cataloger, archive, entry.path, data) for cataloger in wanted)
             if spool is not None:
                 spool.seek(0)
                 inner = f"{archive}!/{entry.path}" if archive else entry.path
@@ -175,13 +242,42 @@ class _Walker:
     def _list(self, archive: str, path: str, size: int, hashes: dict[str, str]) -> None:
         if archive:
             return  # files of nested archives are covered by the archive's own digests
-        if len(self.inventory.files) < self.limits.max_file_components:
-            self.inventory.files.append(FileEntry(path=path, size=size, hashes=hashes))
+        if path in self._files or len(self._files) < self.limits.max_file_components:
+            self._files[path] = FileEntry(path=path, size=size, hashes=hashes)
         else:
             self.inventory.files_omitted += 1
 
+    def _whiteout(self, entry: walk.Entry) -> bool:
+        """Apply an OCI whiteout (``.wh.NAME``, ``.wh..wh..opq``); True when ``entry`` is one."""
+        directory, _, name = entry.path.rpartition("/")
+        if not name.startswith(WHITEOUT):
+            return False
+        if name == OPAQUE:
+            prefix = f"{directory}/" if directory else ""
+            for path in [p for p in self._layer_of if p.startswith(prefix)]:
+                if self._layer_of[path] < self.layer:
+                    self._forget(path, below=False)
+        else:
+            hidden = name[len(WHITEOUT) :]
+            self._forget(f"{directory}/{hidden}" if directory else hidden, below=True)
+        return True
+
+    def _forget(self, path: str, *, below: bool) -> None:
+        """Drop what earlier writes of ``path`` (and, ``below``, of paths under it) left."""
+        doomed = [path]
+        if below:
+            doomed += [p for p in self._layer_of if p.startswith(path + "/")]
+        for gone in doomed:
+            self._files.pop(gone, None)
+            self._takes.pop(gone, None)
+            self._layer_of.pop(gone, None)
+
     def finish(self) -> Inventory:
         context = Context(filename=posixpath.basename(self.filename))
+        for top in sorted(self._takes):
+            for cataloger, archive, path, data in self._takes[top]:
+                cataloger.take(archive, path, data)
+        self.inventory.files = list(self._files.values())
         for cataloger in self.catalogers:
             cataloger.finish(self.inventory, context)
         inventory = self.inventory
