@@ -43,8 +43,10 @@ def test_a_wheel_with_a_denied_license_is_refused_at_push(app: RegistryApp) -> N
 
 
 def test_a_pull_of_a_version_with_a_critical_finding_is_denied(
-    app: RegistryApp, osv_records: Path
+    registry_app: RegistryApp, osv_records: Path
 ) -> None:
+    app = registry_app  # SQLite and PostgreSQL
+    app.create_repo("files")
     _import(app, osv_records)
     pushed = app.client.put(
         WHEEL, content=wheel(requires=("langchain==0.0.200",)), headers=app.headers()
@@ -192,8 +194,10 @@ def test_a_hostile_archive_is_a_failed_scan_not_a_crash(app: RegistryApp) -> Non
 
 
 def test_rescan_after_new_vulnerability_data_blocks_the_next_pull(
-    app: RegistryApp, osv_records: Path
+    registry_app: RegistryApp, osv_records: Path
 ) -> None:
+    app = registry_app  # SQLite and PostgreSQL
+    app.create_repo("files")
     assert (
         app.client.put(
             WHEEL, content=wheel(requires=("langchain==0.0.200",)), headers=app.headers()
