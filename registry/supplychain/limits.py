@@ -50,8 +50,10 @@ class ScanLimits(BaseSettings):
         default=512 * MiB, gt=0, description="Bytes of one nested JAR or wheel spooled to disk."
     )
     max_depth: int = Field(default=2, ge=0, description="Archives inside archives.")
+    # Rendering is not covered by max_seconds: cyclonedx-python-lib builds and
+    # writes about 2,000 components a second here, so this bounds it instead.
     max_file_components: int = Field(
-        default=100_000, ge=0, description="Files listed as SBOM components (the rest are counted)."
+        default=20_000, ge=0, description="Files listed as SBOM components (the rest are counted)."
     )
     temp_dir: Path | None = Field(
         default=None, description="Where the private temporary directory is made (default: TMPDIR)."
