@@ -51,7 +51,7 @@ class ScanLimits(BaseSettings):
     )
     max_depth: int = Field(default=2, ge=0, description="Archives inside archives.")
     # Rendering is not covered by max_seconds: cyclonedx-python-lib builds and
-    # writes about 2,000 components a second here, so this bounds it instead.
+    # writes 600-2,000 components a second here (by load), so this bounds it instead.
     max_file_components: int = Field(
         default=20_000, ge=0, description="Files listed as SBOM components (the rest are counted)."
     )
