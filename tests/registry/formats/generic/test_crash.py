@@ -91,4 +91,4 @@ def test_sigkill_mid_upload_leaves_no_partial_blob_or_row(server_factory: Server
         restarted.url + "/generic/files/small/1.0/small.bin", headers=restarted.headers()
     )
     assert got.content == body
-    assert len(_visible_blobs(restarted.data)) == 1
+    assert len(_visible_blobs(restarted.data)) == 2  # the file and its SBOM

@@ -189,19 +189,21 @@ def test_every_action_is_audited_in_order(registry_app: RegistryApp) -> None:
     app.create_repo("files")
     before = _events(app)
     url = "/generic/files/pkg/1/a.bin"
-    app.client.put(url, content=b"abc", headers=app.headers())  # request + content decisions
+    # request + content decisions, then the analysis (SBOM, findings) of what entered
+    app.client.put(url, content=b"abc", headers=app.headers())
     app.client.get(url, headers=app.headers())
     app.client.delete(url, headers=app.headers())
-    assert _events(app) - before == 4
+    assert _events(app) - before == 5
     with app.services.db.reader() as session:
         rows = (
             session.connection()
-            .execute(text("SELECT action, outcome FROM audit_events ORDER BY seq DESC LIMIT 4"))
+            .execute(text("SELECT action, outcome FROM audit_events ORDER BY seq DESC LIMIT 5"))
             .all()
         )
     assert [tuple(r) for r in reversed(rows)] == [
         ("push", "allowed"),
         ("push", "allowed"),
+        ("analyse", "committed"),
         ("pull", "allowed"),
         ("delete", "allowed"),
     ]
