@@ -80,6 +80,7 @@ class RetentionScheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
         self._applied: int | None = None
+        self._stopping = False
 
     def start(self) -> None:
         with _live_lock:
@@ -94,13 +95,20 @@ class RetentionScheduler:
         )
 
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=True)
+        # Not wait=True: APScheduler 3 holds its job-store lock while it waits
+        # for running jobs, and a running sync() takes that lock to add or
+        # remove the schedule, so waiting would deadlock. A sync still running
+        # finds the scheduler stopped and its errors are logged, not raised.
+        self._stopping = True
+        self.scheduler.shutdown(wait=False)
         with _live_lock:
             if _live.get(self.services.db.url) is self.services:
                 del _live[self.services.db.url]
 
     def sync(self) -> None:
         """Follow the rule set's schedule; resume runs a crashed process left behind."""
+        if self._stopping:
+            return
         try:
             self.apply_schedule()
             RetentionRunner(self.services).resume()
