@@ -30,7 +30,7 @@ from registry.auth.subject import Subject
 from registry.db import Database
 from registry.errors import ArbiterError, PolicyDenied
 from registry.governance.actions import Action, RequestContext
-from registry.governance.facts import Facts, gather
+from registry.governance.facts import Facts, gather, gather_many
 from registry.governance.inputs import policy_input
 
 T = TypeVar("T")
@@ -131,11 +131,12 @@ class Governor:
         ``failed``. If ``apply`` raises, nothing is applied, every event is
         still recorded (allowed ones as ``failed``) and the error propagates.
         """
-        decided: list[tuple[Action, dict[str, Any], Decision]] = []
         with self.db.reader() as session:
-            for action in actions:
-                input_doc = self._input(subject, action, context, gather(session, action))
-                decided.append((action, input_doc, self.policy.decide(input_doc)))
+            facts = gather_many(session, actions)
+        decided: list[tuple[Action, dict[str, Any], Decision]] = []
+        for action, found in zip(actions, facts, strict=True):
+            input_doc = self._input(subject, action, context, found)
+            decided.append((action, input_doc, self.policy.decide(input_doc)))
         allowed = [i for i, (_a, _doc, decision) in enumerate(decided) if decision.allow]
 
         def drafts(failures: Mapping[int, str]) -> list[EventDraft]:

@@ -61,8 +61,10 @@ from registry.retention.models import (
 from registry.retention.rules import RuleSet
 from registry.services import Services
 
-DEFAULT_WORKERS = 4
-DEFAULT_CHUNK = 128  # items decided together and committed in one unit
+# Decisions are CPU-bound (the embedded engine holds the GIL while it builds
+# each input); two workers keep the committer busy without GIL convoys.
+DEFAULT_WORKERS = 2
+DEFAULT_CHUNK = 256  # items decided together and committed in one unit
 MAX_ATTEMPTS = 3
 FLUSH_EVERY = 500
 
