@@ -1,16 +1,22 @@
-"""The report a real run keeps: what it deleted, what the policy vetoed, what rules kept.
+"""What a run would do (the preview) and what it did (the report it keeps).
 
-Built from the run's items once the run ends and stored in the run's row
-(``GET /api/v1/retention/runs/{id}``), so it survives the process and
-always matches the audit events the run wrote (each listed deletion and veto
-has one, carrying the same rule).
+The preview lists every version the rules would delete now, with the rule
+and the bytes, for ``--dry-run`` and ``GET /api/v1/retention/preview``.
+
+The report is built from the run's items once the run ends and stored in the
+run's row (``GET /api/v1/retention/runs/{id}``), so it survives the process
+and always matches the audit events the run wrote (each listed deletion and
+veto has one, carrying the same rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from registry.retention import engine
 from registry.retention.models import (
     DELETED,
     ERROR,
@@ -72,3 +78,45 @@ def build(run: Mapping[str, Any], items: Iterable[Mapping[Any, Any]]) -> dict[st
 
 def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A plan without side effects, for ``--dry-run`` and the preview API."""
+
+    rule_set_version: int
+    repository: str | None
+    plan: engine.Plan
+    at: datetime
+
+    def to_json(self, *, include_kept: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "rule_set_version": self.rule_set_version,
+            "repository": self.repository,
+            "time": self.at.isoformat(),
+            "versions": self.plan.versions,
+            "would_delete": len(self.plan.deletions),
+            "bytes_reclaimed": self.plan.bytes_reclaimed,
+            "kept_by_rule": len(self.plan.kept),
+            "deletes_everything": self.plan.deletes_everything(),
+            "deletions": [_verdict_json(v) for v in self.plan.deletions],
+        }
+        if include_kept:
+            body["kept"] = [_verdict_json(v) for v in self.plan.kept]
+        return body
+
+
+def _verdict_json(verdict: engine.Verdict) -> dict[str, Any]:
+    version = verdict.version
+    return {
+        "repository": version.repository,
+        "package": version.package,
+        "version": version.version,
+        "rule": verdict.rule_id,
+        "rule_name": verdict.rule_name,
+        "reason": verdict.reason,
+        "bytes": version.size,
+        "created_at": version.created_at.isoformat(),
+        "last_pulled_at": version.last_pulled_at.isoformat() if version.last_pulled_at else None,
+        "tags": list(version.tags),
+    }

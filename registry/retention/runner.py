@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +57,8 @@ from registry.retention.models import (
     RetentionRun,
     RetentionTrash,
 )
+from registry.retention.reports import Preview
+from registry.retention.restore import restore_version
 from registry.retention.rules import RuleSet
 from registry.services import Services
 
@@ -93,48 +94,6 @@ class ConfirmationRequired(Conflict):
             f"the rule set would delete every version in {names}; check the preview, "
             "then run again with --confirm (API: confirm=true)"
         )
-
-
-@dataclass(frozen=True)
-class Preview:
-    """A plan without side effects, for ``--dry-run`` and the preview API."""
-
-    rule_set_version: int
-    repository: str | None
-    plan: engine.Plan
-    at: datetime
-
-    def to_json(self, *, include_kept: bool = False) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "rule_set_version": self.rule_set_version,
-            "repository": self.repository,
-            "time": self.at.isoformat(),
-            "versions": self.plan.versions,
-            "would_delete": len(self.plan.deletions),
-            "bytes_reclaimed": self.plan.bytes_reclaimed,
-            "kept_by_rule": len(self.plan.kept),
-            "deletes_everything": self.plan.deletes_everything(),
-            "deletions": [_verdict_json(v) for v in self.plan.deletions],
-        }
-        if include_kept:
-            body["kept"] = [_verdict_json(v) for v in self.plan.kept]
-        return body
-
-
-def _verdict_json(verdict: engine.Verdict) -> dict[str, Any]:
-    version = verdict.version
-    return {
-        "repository": version.repository,
-        "package": version.package,
-        "version": version.version,
-        "rule": verdict.rule_id,
-        "rule_name": verdict.rule_name,
-        "reason": verdict.reason,
-        "bytes": version.size,
-        "created_at": version.created_at.isoformat(),
-        "last_pulled_at": version.last_pulled_at.isoformat() if version.last_pulled_at else None,
-        "tags": list(version.tags),
-    }
 
 
 class RetentionRunner:
@@ -521,32 +480,7 @@ class RetentionRunner:
         self, subject: Subject, repository: str, package: str, version: str
     ) -> trash.Restored:
         """Bring a soft-deleted version back (audited as ``retention.restore``)."""
-        with self.db.reader() as session:
-            row = trash.latest_trash(session.connection(), repository, package, version)
-        if row is None:
-            raise NotFound(
-                f"{repository}/{package}/{version} is not in the trash: it was never deleted by "
-                "retention, was restored already, or was purged"
-            )
-        resource = {
-            "repository": repository,
-            "format": row.format,
-            "name": package,
-            "version": version,
-        }
-        details = {
-            "trash_id": row.id,
-            "rule": row.rule_id,
-            "run_id": row.run_id,
-            "deleted_at": row.deleted_at.isoformat(),
-        }
-        return self.governor.record(
-            subject,
-            "retention.restore",
-            resource,
-            lambda session: trash.restore(session.connection(), row.id),
-            details,
-        )
+        return restore_version(self.governor, subject, repository, package, version)
 
     # -- rows ----------------------------------------------------------------------
 
