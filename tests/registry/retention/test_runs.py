@@ -185,3 +185,34 @@ def test_rule_changes_are_versions_and_audited(retention_app: RetentionApp) -> N
     assert [r["id"] for r in first["rules"]] == ["old"]
     events = app.scalar("SELECT count(*) FROM audit_events WHERE action = 'retention.rules.update'")
     assert events == 3
+
+
+def test_a_recent_pull_by_a_production_team_vetoes_retention(retention_app: RetentionApp) -> None:
+    """The audit log tells which teams pulled a version; the policy keeps production's."""
+    app = retention_app
+    app.create_repo("files")
+    for version in ("1.0", "2.0", "3.0"):
+        app.push("files", "svc", version, f"svc {version}".encode())
+    api, headers = app.client, app.headers()
+    assert api.post("/api/v1/users", json={"name": "deployer"}, headers=headers).is_success
+    assert api.post("/api/v1/teams", json={"name": "production"}, headers=headers).is_success
+    member = api.post(
+        "/api/v1/teams/production/members", json={"user": "deployer"}, headers=headers
+    )
+    assert member.is_success, member.text
+    binding = {"role": "reader", "repository": "files", "user": "deployer"}
+    assert api.post("/api/v1/role-bindings", json=binding, headers=headers).is_success
+    token = api.post("/api/v1/users/deployer/tokens", json={}, headers=headers).json()["token"]
+    pulled = api.get("/generic/files/svc/1.0/f.bin", headers={"Authorization": f"Bearer {token}"})
+    assert pulled.status_code == 200, pulled.text
+
+    # 45 days on: past the 30-day rule for everyone, inside production's 90 days
+    app.clock.advance(days=45)
+    app.set_rules({"rules": [{"name": "old", "older_than_days": 30, "keep_last": 1}]})
+    report = app.run()["report"]
+    assert [e["version"] for e in report["deleted"]] == ["2.0"]
+    (veto,) = report["vetoed"]
+    assert veto["version"] == "1.0"
+    assert veto["policy_reasons"] == [
+        "production team production pulled the artifact within the last 90 days; retention keeps it"
+    ]
