@@ -54,9 +54,18 @@ def entry(item: Mapping[Any, Any]) -> dict[str, Any]:
     return found
 
 
-def build(run: Mapping[str, Any], items: Iterable[Mapping[Any, Any]]) -> dict[str, Any]:
-    """The report document of ``run`` (a run row) from its ``items`` (item rows)."""
+def build(
+    run: Mapping[str, Any],
+    items: Iterable[Mapping[Any, Any]],
+    kept: Iterable[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The report of ``run`` (a run row) from its ``items`` (item rows) and what rules kept.
+
+    Versions a rule kept need no decision, so the run keeps them as report
+    entries from the start rather than as items.
+    """
     sections: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS.values()}
+    sections["kept"] = list(kept)
     for item in items:
         section = SECTIONS.get(item["verdict"])
         if section is not None:
