@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from registry.auth.subject import Subject
 from registry.blobs import BlobRef, BlobStore
-from registry.db.models import Blob
 from registry.governance.actions import STAGE_CONTENT, Action, RequestContext
+from registry.governance.blob_rows import commit_blob
 from registry.governance.governor import Governor
 from registry.supplychain.hook import StagedAnalysis, analyse_staged
 
@@ -58,11 +58,7 @@ async def governed_push(
         )
 
         def apply(session: Session) -> T:
-            ref = blobs.commit(staged)
-            if session.get(Blob, ref.digest) is None:
-                session.add(Blob(digest=ref.digest, size=ref.size, media_type=media_type))
-                session.flush()
-            return record(session, ref)
+            return record(session, commit_blob(session, blobs, staged, media_type))
 
         result = await run_in_threadpool(governor.govern, subject, content, context, apply)
         if analysis is not None:  # SBOM and findings, with an ``analyse`` event

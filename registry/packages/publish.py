@@ -30,8 +30,8 @@ from starlette.concurrency import run_in_threadpool
 
 from registry.auth.subject import Subject
 from registry.blobs import BlobRef, BlobStore, StagedBlob
-from registry.db.models import Blob
 from registry.governance import STAGE_CONTENT, STAGE_REQUEST, Action, Governor, RequestContext
+from registry.governance.blob_rows import commit_blob
 from registry.supplychain.hook import StagedAnalysis, analyse_staged
 
 T = TypeVar("T")
@@ -70,11 +70,7 @@ async def commit_staged(
     def apply(session: Session) -> T:
         refs = []
         for item in staged:
-            ref = blobs.commit(item.blob)
-            if session.get(Blob, ref.digest) is None:
-                session.add(Blob(digest=ref.digest, size=ref.size, media_type=item.media_type))
-                session.flush()
-            refs.append(ref)
+            refs.append(commit_blob(session, blobs, item.blob, item.media_type))
         return record(session, refs)
 
     analysis: StagedAnalysis | None = None

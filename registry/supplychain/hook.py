@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from registry.auth.subject import Subject
 from registry.blobs import BlobStore, StagedBlob
 from registry.db import Database
-from registry.db.models import Blob
+from registry.governance.blob_rows import commit_blob
 from registry.supplychain import scan, storage
 from registry.supplychain.limits import scan_limits
 from registry.supplychain.models import GENERATED, SbomDocument
@@ -100,11 +100,7 @@ class StagedAnalysis:
             return  # the format recorded no version (nothing to attach an SBOM to)
         digest = None
         if self.sbom is not None:
-            ref = self.blobs.commit(self.sbom)
-            digest = ref.digest
-            if session.get(Blob, digest) is None:
-                session.add(Blob(digest=digest, size=ref.size, media_type=JSON_MEDIA_TYPE))
-                session.flush()
+            digest = commit_blob(session, self.blobs, self.sbom, JSON_MEDIA_TYPE).digest
         storage.save_document(
             session,
             SbomDocument(

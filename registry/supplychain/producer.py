@@ -25,9 +25,9 @@ from starlette.concurrency import run_in_threadpool
 
 from registry.auth.subject import Subject
 from registry.blobs import BlobStore
-from registry.db.models import Blob
 from registry.errors import NotFound
 from registry.governance import PUSH, STAGE_CONTENT, Action, Governor, RequestContext, Resource
+from registry.governance.blob_rows import commit_blob
 from registry.governance.facts import find_repository
 from registry.supplychain import documents, scan, storage
 from registry.supplychain.models import PRODUCER, SbomDocument
@@ -90,10 +90,7 @@ async def upload(
         )
 
         def apply(session: Session) -> dict[str, Any]:
-            ref = blobs.commit(staged)
-            if session.get(Blob, ref.digest) is None:
-                session.add(Blob(digest=ref.digest, size=ref.size, media_type=MEDIA_TYPES[kind]))
-                session.flush()
+            ref = commit_blob(session, blobs, staged, MEDIA_TYPES[kind])
             storage.save_document(
                 session,
                 SbomDocument(

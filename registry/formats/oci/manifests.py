@@ -25,6 +25,7 @@ from registry.formats.oci.lookups import ManifestHit
 from registry.formats.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse
 from registry.formats.oci.names import is_tag
 from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action
+from registry.governance.blob_rows import commit_blob
 
 
 def _reference(call: Call) -> str:
@@ -156,8 +157,7 @@ async def put(call: Call) -> Response:
     )
 
     def apply(session: Session) -> None:
-        ref = call.services.blobs.commit(staged)
-        records.ensure_blob(session, ref, manifest.media_type)
+        ref = commit_blob(session, call.services.blobs, staged, manifest.media_type)
         repository = records.oci_repository(session, target.repository)
         records.store_manifest(
             session, repository, target.image, digest, ref, manifest, created_by=call.subject.id

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import Session, col, select
 
 from registry.blobs import BlobRef
-from registry.db.models import ArtifactFile, Blob, Label, Package, Repository, Tag, Version
+from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
 from registry.db.oci_models import LINKED, STAGED, OciBlobLink, OciManifest, OciUpload
 from registry.errors import NotFound
 from registry.formats.oci.errors import OciError
@@ -181,13 +181,6 @@ def upload_session(session: Session, session_id: str) -> OciUpload | None:
 
 
 # -- changes (inside a governed action's transaction) ------------------------------
-
-
-def ensure_blob(session: Session, ref: BlobRef, media_type: str = "") -> None:
-    """The registry-wide row of a committed blob."""
-    if session.get(Blob, ref.digest) is None:
-        session.add(Blob(digest=ref.digest, size=ref.size, media_type=media_type))
-        session.flush()
 
 
 def link_blob(

@@ -37,6 +37,7 @@ from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, upload_range, upload_unknown
 from registry.formats.oci.names import split_name
 from registry.governance import PULL, PUSH, Action, Resource
+from registry.governance.blob_rows import commit_blob
 
 SESSION_BYTES = 32
 
@@ -131,8 +132,7 @@ async def _finish(
             details["upload"] = "finish"
 
         def apply(session: Session) -> None:
-            ref = blobs.commit(staged)
-            records.ensure_blob(session, ref)
+            ref = commit_blob(session, blobs, staged)
             repo = records.oci_repository(session, target.repository)
             records.link_blob(
                 session,
