@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -300,3 +301,26 @@ def print_limit(metric: str, value: float, limit: float, unit: str) -> bool:
     verdict = "ok" if within else "MISSED"
     print(f"{metric:<28}{value:>10.1f} {unit:<3}  limit < {limit:g} {unit} {verdict}")
     return within
+
+
+def save_results(
+    path: Path, settings: dict[str, object], figures: dict[str, object], rows: Sequence[Row]
+) -> None:
+    """Keep a run's figures as JSON beside the printed table (``bench/results/``)."""
+    path.parent.mkdir(exist_ok=True)
+    document = {
+        **settings,
+        "servers": {name: vars(f) for name, f in figures.items()},
+        "rows": [
+            {
+                "metric": r.metric,
+                "ours": r.ours,
+                "anchor": r.anchor,
+                "unit": r.unit,
+                "ratio": r.ratio,
+                "target": r.target,
+            }
+            for r in rows
+        ],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -48,6 +47,7 @@ from bench._util import (
     median,
     print_limit,
     print_table,
+    save_results,
     tune_httpx_reads,
     write_random_file,
 )
@@ -322,24 +322,7 @@ def report(payload: Payload, figures: dict[str, Figures]) -> bool:
 
 
 def save(size: int, figures: dict[str, Figures], rows: list[Row]) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    document = {
-        "size": size,
-        "rounds": ROUNDS,
-        "servers": {name: vars(f) for name, f in figures.items()},
-        "rows": [
-            {
-                "metric": r.metric,
-                "ours": r.ours,
-                "anchor": r.anchor,
-                "unit": r.unit,
-                "ratio": r.ratio,
-                "target": r.target,
-            }
-            for r in rows
-        ],
-    }
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    save_results(RESULTS, {"size": size, "rounds": ROUNDS}, dict(figures), rows)
 
 
 def measure(client: httpx.Client, targets: list[Target], payload: Payload) -> dict[str, Figures]:

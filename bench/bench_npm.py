@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from bench._util import Row, ServerProcess, Timer, free_port, median, print_table
+from bench._util import Row, ServerProcess, Timer, free_port, median, print_table, save_results
 
 ROUNDS = int(os.environ.get("ARBITER_BENCH_ROUNDS", "3"))
 WRK_SECONDS = int(os.environ.get("ARBITER_BENCH_WRK_SECONDS", "10"))
@@ -293,19 +293,12 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 
 
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    document = {
-        "rounds": ROUNDS,
-        "workers": WORKERS,
-        "verdaccio": VERDACCIO_VERSION,
-        "servers": {name: vars(f) for name, f in figures.items()},
-        "rows": [
-            {"metric": r.metric, "ours": r.ours, "anchor": r.anchor, "unit": r.unit,
-             "ratio": r.ratio, "target": r.target}
-            for r in rows
-        ],
-    }  # fmt: skip
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    save_results(
+        RESULTS,
+        {"rounds": ROUNDS, "workers": WORKERS, "verdaccio": VERDACCIO_VERSION},
+        dict(figures),
+        rows,
+    )
 
 
 def measure(workdir: Path, admin_token: str) -> dict[str, Figures]:

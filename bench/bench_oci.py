@@ -48,6 +48,7 @@ from bench._util import (
     mb_per_s,
     median,
     print_table,
+    save_results,
     tune_httpx_reads,
     write_random_file,
 )
@@ -310,19 +311,7 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 
 
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    document = {
-        "size": SIZE,
-        "rounds": ROUNDS,
-        "workers": WORKERS,
-        "servers": {name: vars(f) for name, f in figures.items()},
-        "rows": [
-            {"metric": r.metric, "ours": r.ours, "anchor": r.anchor, "unit": r.unit,
-             "ratio": r.ratio, "target": r.target}
-            for r in rows
-        ],
-    }  # fmt: skip
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    save_results(RESULTS, {"size": SIZE, "rounds": ROUNDS, "workers": WORKERS}, dict(figures), rows)
 
 
 def main() -> None:

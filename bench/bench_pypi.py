@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -45,7 +44,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._util import Row, ServerProcess, Timer, free_port, median, print_table
+from bench._util import Row, ServerProcess, Timer, free_port, median, print_table, save_results
 
 PACKAGES = int(os.environ.get("ARBITER_BENCH_PACKAGES", "500"))
 DOWNLOADS = int(os.environ.get("ARBITER_BENCH_DOWNLOADS", "50"))
@@ -237,20 +236,12 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 
 
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    document = {
-        "packages": PACKAGES,
-        "downloads": DOWNLOADS,
-        "rounds": ROUNDS,
-        "workers": WORKERS,
-        "servers": {name: vars(f) for name, f in figures.items()},
-        "rows": [
-            {"metric": r.metric, "ours": r.ours, "anchor": r.anchor, "unit": r.unit,
-             "ratio": r.ratio, "target": r.target}
-            for r in rows
-        ],
-    }  # fmt: skip
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    save_results(
+        RESULTS,
+        {"packages": PACKAGES, "downloads": DOWNLOADS, "rounds": ROUNDS, "workers": WORKERS},
+        dict(figures),
+        rows,
+    )
 
 
 def measure(workdir: Path, admin_token: str) -> dict[str, Figures]:
