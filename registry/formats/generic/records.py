@@ -12,27 +12,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from registry.blobs import BlobRef
+from registry.catalog import package_in, version_of
 from registry.db.models import ArtifactFile, Label, Package, Tag, Version
 from registry.errors import Conflict, NotFound
-from registry.governance.facts import find_repository
 
 
 def _package(session: Session, repository: str, name: str, *, create: bool) -> Package | None:
-    repo = find_repository(session, repository)
-    package = session.exec(
-        select(Package).where(Package.repository_id == repo.id, Package.name == name)
-    ).first()
-    if package is None and create:
-        package = Package(repository_id=repo.id or 0, name=name)
-        session.add(package)
-        session.flush()
-    return package
+    return package_in(session, repository, name, create=create)
 
 
 def _version(session: Session, package: Package, version: str, *, create: bool) -> Version | None:
-    row = session.exec(
-        select(Version).where(Version.package_id == package.id, Version.version == version)
-    ).first()
+    row = version_of(session, package, version)
     if row is None and create:
         row = Version(package_id=package.id or 0, version=version)
         session.add(row)

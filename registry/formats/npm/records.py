@@ -17,35 +17,21 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from registry.blobs import BlobRef
+from registry.catalog import package_in, version_of
 from registry.db.models import ArtifactFile, Label, Package, Tag, Version
-from registry.errors import BadRequest, Conflict, NotFound
+from registry.errors import Conflict, NotFound
 from registry.formats.npm.lookups import FORMAT
-from registry.governance.facts import find_repository
 
 TARBALL_MEDIA_TYPE = "application/octet-stream"
 
 
 def _package(session: Session, repository: str, name: str, *, create: bool) -> Package | None:
-    repo = find_repository(session, repository)
-    if repo.format != FORMAT:
-        raise BadRequest(f"repository {repository!r} holds {repo.format} artifacts, not npm")
-    package = session.exec(
-        select(Package).where(Package.repository_id == repo.id, Package.name == name)
-    ).first()
-    if package is None and create:
-        package = Package(repository_id=repo.id or 0, name=name)
-        session.add(package)
-        session.flush()
-    return package
+    return package_in(session, repository, name, create=create, fmt=FORMAT)
 
 
 def _version(session: Session, repository: str, name: str, version: str) -> Version:
     package = _package(session, repository, name, create=False)
-    row = None
-    if package is not None:
-        row = session.exec(
-            select(Version).where(Version.package_id == package.id, Version.version == version)
-        ).first()
+    row = version_of(session, package, version) if package is not None else None
     if row is None:
         raise NotFound(f"{name}@{version} is not in this registry")
     return row

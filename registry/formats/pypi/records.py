@@ -19,10 +19,10 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from registry.blobs import BlobRef
+from registry.catalog import package_in, version_of
 from registry.db.models import ArtifactFile, Package, Version
-from registry.errors import BadRequest, Conflict, NotFound
+from registry.errors import Conflict, NotFound
 from registry.formats.pypi.lookups import FORMAT
-from registry.governance.facts import find_repository
 
 METADATA_SUFFIX = ".metadata"
 METADATA_MEDIA_TYPE = "text/plain; charset=utf-8"
@@ -31,23 +31,7 @@ SDIST_MEDIA_TYPE = "application/gzip"
 
 
 def _project(session: Session, repository: str, name: str, *, create: bool) -> Package | None:
-    repo = find_repository(session, repository)
-    if repo.format != FORMAT:
-        raise BadRequest(f"repository {repository!r} holds {repo.format} artifacts, not Python")
-    package = session.exec(
-        select(Package).where(Package.repository_id == repo.id, Package.name == name)
-    ).first()
-    if package is None and create:
-        package = Package(repository_id=repo.id or 0, name=name)
-        session.add(package)
-        session.flush()
-    return package
-
-
-def _release(session: Session, package: Package, version: str) -> Version | None:
-    return session.exec(
-        select(Version).where(Version.package_id == package.id, Version.version == version)
-    ).first()
+    return package_in(session, repository, name, create=create, fmt=FORMAT, fmt_label="Python")
 
 
 def add_distribution(
@@ -71,7 +55,7 @@ def add_distribution(
     """
     package = _project(session, repository, name, create=True)
     assert package is not None
-    release = _release(session, package, version)
+    release = version_of(session, package, version)
     if release is None:
         release = Version(
             package_id=package.id or 0, version=version, created_by=created_by, meta=release_meta
@@ -124,7 +108,7 @@ def set_yanked(
 ) -> int:
     """Yank (``reason`` a string, possibly empty) or un-yank (None) every file of a release."""
     package = _project(session, repository, name, create=False)
-    release = _release(session, package, version) if package is not None else None
+    release = version_of(session, package, version) if package is not None else None
     if release is None:
         raise NotFound(f"release {name} {version} not found")
     files = session.exec(select(ArtifactFile).where(ArtifactFile.version_id == release.id)).all()
