@@ -8,6 +8,8 @@ timeout or unreachable OPA is a deny with reason ``policy engine unavailable``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from policies.bundle import PolicyBundle, load_bundle
 from policies.decision import (
     ENGINE_UNAVAILABLE,
@@ -27,8 +29,10 @@ from policies.errors import (
 )
 from policies.factory import ENGINE_KINDS, default_policy_dir, engine_for_bundle, load_engine
 from policies.inputs import build_input, input_digest
-from policies.opa_server import OpaServerEngine
 from policies.point import PolicyPoint
+
+if TYPE_CHECKING:
+    from policies.opa_server import OpaServerEngine
 
 __all__ = [
     "ENGINE_KINDS",
@@ -57,3 +61,12 @@ __all__ = [
     "load_engine",
     "read_recorded",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``OpaServerEngine`` on first use: its client libraries cost ~10 MB per worker."""
+    if name == "OpaServerEngine":
+        from policies.opa_server import OpaServerEngine
+
+        return OpaServerEngine
+    raise AttributeError(f"module 'policies' has no attribute {name!r}")

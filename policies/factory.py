@@ -12,7 +12,6 @@ from policies.bundle import PolicyBundle, load_bundle
 from policies.decision import PolicyEngine
 from policies.embedded import DEFAULT_TIMEOUT_MS, EmbeddedEngine
 from policies.errors import PolicyConfigError
-from policies.opa_server import OpaServerEngine
 from policies.validation import validate_bundle
 
 ENGINE_KINDS = ("embedded", "opa")
@@ -42,6 +41,10 @@ def engine_for_bundle(
         raise PolicyConfigError("the opa engine needs the OPA server URL (ARBITER_OPA_URL)")
     compiled = validate_bundle(bundle, use_opa=use_opa_check)
     if kind == "opa" and opa_url:
+        # Imported here: opa-python-client brings aiohttp and requests (~10 MB per
+        # worker) that the embedded default never uses.
+        from policies.opa_server import OpaServerEngine
+
         return OpaServerEngine(bundle, opa_url, timeout_ms=timeout_ms)
     return EmbeddedEngine(compiled, timeout_ms=timeout_ms)
 

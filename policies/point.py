@@ -24,7 +24,6 @@ from policies.decision import Decision, PolicyEngine
 from policies.embedded import DEFAULT_TIMEOUT_MS
 from policies.errors import PolicyLoadError
 from policies.factory import default_policy_dir, engine_for_bundle
-from policies.opa_server import OpaServerEngine
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +190,9 @@ def _policy_file(_change: watchfiles.Change, path: str) -> bool:
 
 def _restore(old: PolicyEngine) -> None:
     """An OPA server may hold half a refused bundle: publish the old one again."""
-    if isinstance(old, OpaServerEngine):
+    publish = getattr(old, "publish", None)  # only the OPA engine publishes
+    if publish is not None:
         try:
-            old.publish()
+            publish()
         except PolicyLoadError as error:
             log.error("could not restore revision %s on OPA: %s", old.revision, error)

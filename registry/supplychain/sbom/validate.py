@@ -23,12 +23,16 @@ from typing import Any
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.schema._res import BOM_JSON, BOM_JSON_STRICT, CRYPTOGRAPHY_DEFS, JSF, SPDX_JSON
 from cyclonedx.validation.xml import XmlValidator
-from jsonschema import Draft7Validator, ValidationError
-from jsonschema.validators import extend
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from registry.supplychain.errors import SbomInvalid
+from registry.supplychain.sbom._jsonschema import (
+    Draft7Validator,
+    ValidationError,
+    extend,
+    format_checker,
+)
 
 MAX_DOCUMENT = 64 * 1024 * 1024
 _SCHEMA_PREFIX = "http://cyclonedx.org/schema/"
@@ -71,7 +75,7 @@ def _json_validator(version: str, strict: bool) -> Any:
         with open(path, encoding="utf-8") as file:
             resources.append((_SCHEMA_PREFIX + name, DRAFT7.create_resource(json.load(file))))
     registry: Registry[Any] = Registry().with_resources(resources)
-    return _Validator(schema, registry=registry, format_checker=Draft7Validator.FORMAT_CHECKER)
+    return _Validator(schema, registry=registry, format_checker=format_checker())
 
 
 def validate_json(document: Any, *, strict: bool = False) -> str:
