@@ -10,8 +10,12 @@ made under, so a decision is only accepted from the revision this engine
 expects. While a publication is under way (or after OPA restarted and lost
 its policies) the revision does not match and decisions fail closed.
 
-Decisions use the synchronous client: the registry decides from worker
-threads, and its ``requests`` session keeps connections alive between calls.
+Decisions are made from worker threads, each over its own keep-alive
+connection (``policies._opa_http``: opa-python-client's synchronous client
+goes through ``requests``, whose overhead alone exceeds a decision's budget).
+Like the embedded engine, it sends only the part of the input the modules read
+(``policies._projection``): an SBOM's purls cost OPA more to parse than the
+policies cost to evaluate. The input digest still covers the whole document.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from opa_client import AsyncOpaClient, OpaClient
 from opa_client.errors import RegoParseError
 
 from policies import _outcome
+from policies._opa_http import DecisionChannel
+from policies._projection import input_paths, project, projection
 from policies.bundle import PolicyBundle
 from policies.decision import INVALID_INPUT, Decision
 from policies.errors import PolicyConfigError, PolicyInputError, PolicyLoadError, Problem
@@ -59,11 +65,18 @@ class OpaServerEngine:
         *,
         timeout_ms: float = DEFAULT_TIMEOUT_MS,
         publish: bool = True,
+        project_input: bool = True,
     ) -> None:
         self._bundle = bundle
+        self._projection = (
+            projection(input_paths(bundle.modules.values())) if project_input else None
+        )
         self._url = url
         self._address = _address(url)
         self._client = OpaClient(**self._address, timeout=timeout_ms / 1000, retries=0)
+        self._decisions = DecisionChannel(
+            **self._address, path=f"/v1/data/{WRAPPER_PACKAGE}", timeout_s=timeout_ms / 1000
+        )
         if publish:
             self.publish()
 
@@ -106,7 +119,8 @@ class OpaServerEngine:
         except PolicyInputError as error:
             return _outcome.denied(stamp, INVALID_INPUT, str(error))
         try:
-            body = self._client.query_rule(input_data=dict(input_doc), package_path=WRAPPER_PACKAGE)
+            payload = project(dict(input_doc), self._projection)
+            body = self._decisions.post({"input": payload})
         except Exception as error:  # connection refused, timeout, HTTP 500 ...
             return _outcome.unavailable(
                 stamp, f"OPA at {self._url}: {type(error).__name__}: {error}"
@@ -115,6 +129,7 @@ class OpaServerEngine:
 
     def close(self) -> None:
         """Close the keep-alive connections; the policies stay on the server."""
+        self._decisions.close()
         self._client.close_connection()
 
     def _decision(self, stamp: _outcome.Stamp, body: Any) -> Decision:

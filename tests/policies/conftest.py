@@ -55,8 +55,8 @@ class OpaServer:
             self.process.wait(timeout=10)
 
 
-def start_opa(opa: str) -> OpaServer:
-    port = free_port()
+def start_opa(opa: str, port: int | None = None) -> OpaServer:
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [opa, "run", "--server", "--addr", f"127.0.0.1:{port}", "--log-level", "error"],

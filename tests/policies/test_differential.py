@@ -1,8 +1,8 @@
 """Both engines agree: generated inputs get identical decisions from regopy and OPA.
 
-The OPA server always receives the whole input; the embedded engine receives
-only the part the modules read (see ``policies._projection``), so this test
-also guards that projection.
+Here the OPA server receives the whole input (``project_input=False``); the
+embedded engine receives only the part the modules read (see
+``policies._projection``), so this test also guards that projection.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ DIGESTS = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
 def engines(shared_opa_server: OpaServer) -> Iterator[tuple[EmbeddedEngine, OpaServerEngine]]:
     bundle = load_bundle(default_policy_dir())
     embedded = EmbeddedEngine.from_bundle(bundle, use_opa=False)
-    opa = OpaServerEngine(bundle, shared_opa_server.url, timeout_ms=2000)
+    opa = OpaServerEngine(bundle, shared_opa_server.url, timeout_ms=2000, project_input=False)
     yield embedded, opa
     embedded.close()
     opa.close()

@@ -22,7 +22,7 @@ from policies import (
     load_bundle,
 )
 from policies.opa_server import POLICY_PREFIX, WRAPPER_ID
-from tests.policies.conftest import ALLOW_ALL, DENY_ALL, OpaServer, make_input
+from tests.policies.conftest import ALLOW_ALL, DENY_ALL, OpaServer, make_input, start_opa
 from tests.policies.test_embedded import ALLOWED, DENIED
 
 pytestmark = pytest.mark.opa
@@ -89,9 +89,26 @@ def test_killed_server_means_deny(opa_server: OpaServer) -> None:
             decision = engine.decide(make_input())
             assert (decision.allow, decision.reasons) == (False, (ENGINE_UNAVAILABLE,))
             assert time.monotonic() - started < 1.0
-        assert "ConnectionError" in decision.details["error"]
+        assert "ConnectionRefusedError" in decision.details["error"]
     finally:
         engine.close()
+
+
+def test_keep_alive_connection_survives_an_opa_restart(opa_binary: str) -> None:
+    """A connection the old server held is stale after a restart: the query goes again."""
+    server = start_opa(opa_binary)
+    port = int(server.url.rsplit(":", 1)[1])
+    engine = OpaServerEngine(load_bundle(ALLOW_ALL), server.url)
+    try:
+        assert engine.decide(make_input()).allow  # opens this thread's connection
+        server.stop()
+        server = start_opa(opa_binary, port)
+        engine.publish()
+        decision = engine.decide(make_input())
+        assert decision.allow, decision.details
+    finally:
+        engine.close()
+        server.stop()
 
 
 def test_restarted_server_without_our_policies_means_deny(opa_server: OpaServer) -> None:
