@@ -15,8 +15,11 @@ Measured (targets from issue R6):
 * Syft v1.57.1, when ``syft`` is on PATH or in ``~/go/bin`` (``go install
   github.com/anchore/syft/cmd/syft@v1.57.1``): its time on the same
   archive, and per ecosystem the precision and recall of our component set
-  against Syft's on the archive and on root file systems built here
-  (dpkg status, apk database, Python dist-info, node_modules, a JAR).
+  against Syft's on the archive, on root file systems built here (dpkg
+  status, apk database, Python dist-info, node_modules, a JAR) and on the
+  test image of the OCI tests (two gzip layers with a whiteout, as an OCI
+  image layout: ``syft scan oci-dir:PATH``; ours: the push analysis,
+  layers applied in order).
 
 Knobs: ``ARBITER_BENCH_SBOM_MIB`` (200), ``ARBITER_BENCH_SBOM_PACKAGES`` (500),
 ``ARBITER_BENCH_OSV_RECORDS`` (200000), ``ARBITER_BENCH_COMPONENTS`` (10000).
@@ -24,6 +27,7 @@ Knobs: ``ARBITER_BENCH_SBOM_MIB`` (200), ``ARBITER_BENCH_SBOM_PACKAGES`` (500),
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -41,6 +45,7 @@ from typing import Any
 
 from registry.supplychain import scan
 from registry.supplychain.limits import ScanLimits
+from registry.supplychain.sbom.analyse import Layer, analyse_image
 from registry.supplychain.vulndb import records
 from registry.supplychain.vulndb.index import AdvisoryIndex
 from registry.supplychain.vulndb.matcher import match
@@ -258,11 +263,15 @@ def _purl(ecosystem: str, name: str, version: str) -> str:
 
 
 def find_syft() -> str | None:
+    """``syft`` on PATH, else where scripts/install-tools.sh or ``go install`` put it."""
     found = shutil.which("syft")
     if found:
         return found
-    candidate = Path.home() / "go" / "bin" / "syft"
-    return str(candidate) if candidate.exists() else None
+    tools = Path(os.environ.get("ARBITER_TOOLS", Path.home() / ".cache" / "arbiter-tools"))
+    for candidate in (tools / "bin" / "syft", Path.home() / "go" / "bin" / "syft"):
+        if candidate.exists():
+            return str(candidate)
+    return None
 
 
 def compare_with_syft(syft: str, work: Path, archive: Path, ours_s: float) -> None:
@@ -271,14 +280,15 @@ def compare_with_syft(syft: str, work: Path, archive: Path, ours_s: float) -> No
     with tarfile.open(archive) as tar:
         tar.extractall(root, filter="data")
     started = time.perf_counter()
-    syft_doc = _syft(syft, root)
+    syft_doc = _syft(syft, f"dir:{root}")
     syft_s = time.perf_counter() - started
     print(
         f"\nSyft on the same tree (extracted): {syft_s:.2f} s; "
         f"arbiter {ours_s:.2f} s on the archive"
     )
-    _accuracy("bench archive", archive, syft_doc)
-    from tests.registry.supplychain.builders import rootfs  # the test images
+    _accuracy("bench archive", _archive_purls(archive), syft_doc)
+    # the test images
+    from tests.registry.supplychain.builders import image_layers, oci_layout, rootfs
 
     for distro in ("debian", "alpine"):
         image = work / f"{distro}.tar.gz"
@@ -287,17 +297,24 @@ def compare_with_syft(syft: str, work: Path, archive: Path, ours_s: float) -> No
         tree.mkdir()
         with tarfile.open(image) as tar:
             tar.extractall(tree, filter="data")
-        _accuracy(f"{distro} root file system", image, _syft(syft, tree))
+        _accuracy(f"{distro} root file system", _archive_purls(image), _syft(syft, f"dir:{tree}"))
+    layout = work / "oci-image"
+    digest = oci_layout(layout, image_layers())
+    _accuracy(
+        "OCI test image (oci-dir, 2 layers, a whiteout)",
+        _image_purls(layout, digest),
+        _syft(syft, f"oci-dir:{layout}"),
+    )
 
 
-def _syft(syft: str, tree: Path) -> dict[str, Any]:
+def _syft(syft: str, source: str) -> dict[str, Any]:
     out = subprocess.run(
         # The image catalogers: what Syft runs on a container image's file system
         # (installed packages: dpkg, apk, dist-info, node_modules, JARs).
         [
             syft,
             "scan",
-            f"dir:{tree}",
+            source,
             "--override-default-catalogers",
             "image",
             "-o",
@@ -327,22 +344,49 @@ def _key(purl: str) -> tuple[str, str, str] | None:
     return parsed.type, name.lower().replace("_", "-"), parsed.version or ""
 
 
-def _accuracy(label: str, archive: Path, syft_doc: dict[str, Any]) -> None:
+def _archive_purls(archive: Path) -> tuple[str, ...]:
+    """Our purls for an archive, as a generic push analyses it."""
     target = scan.Target(
         "bench", "generic", "b", "1", archive.name, "sha256:" + "0" * 64, archive.stat().st_size
     )
     with archive.open("rb") as file:
-        ours = scan.run(file, target, limits=ScanLimits(), db=None)
+        return scan.run(file, target, limits=ScanLimits(), db=None).summary.purls
+
+
+def _image_purls(layout: Path, digest: str) -> tuple[str, ...]:
+    """Our purls for an image layout, as an OCI manifest push analyses it."""
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / digest.removeprefix("sha256:")).read_bytes())
+    target = scan.Target("bench", "oci", "app", digest, "manifest.json", digest, 0, container=True)
+    with contextlib.ExitStack() as opened:
+        layers = [
+            Layer(
+                opened.enter_context((blobs / d["digest"].removeprefix("sha256:")).open("rb")),
+                d["mediaType"],
+                d["digest"],
+                d["size"],
+            )
+            for d in manifest["layers"]
+        ]
+        result = scan.run_with(
+            lambda: analyse_image(layers, name="app", limits=ScanLimits()), target, db=None
+        )
+    return result.summary.purls
+
+
+def _accuracy(label: str, ours: tuple[str, ...], syft_doc: dict[str, Any]) -> None:
     mine: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    for purl in ours.summary.purls:
+    for purl in ours:
         key = _key(purl)
         if key and key[2]:
             mine[key[0]].add(key)
     theirs: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    unnamed = 0
     for component in syft_doc.get("components", []):
-        key = _key(component.get("purl", "")) if component.get("purl") else None
+        key = _key(component.get("purl", "")) if component.get("purl") else _os_key(component)
         if key and key[2]:
             theirs[key[0]].add(key)
+            unnamed += not component.get("purl")
     print(f"\naccuracy against Syft: {label}")
     print(f"  {'ecosystem':<10}{'ours':>6}{'syft':>6}{'both':>6}{'precision':>11}{'recall':>8}")
     for ecosystem in sorted(set(mine) | set(theirs)):
@@ -355,6 +399,21 @@ def _accuracy(label: str, archive: Path, syft_doc: dict[str, Any]) -> None:
             print(f"    only syft: {missing}")
         for extra in sorted(a - b)[:5]:
             print(f"    only ours: {extra}")
+    if unnamed:
+        print(
+            f"  ({unnamed} OS packages Syft lists without a purl, compared by name and version: "
+            "with no os-release Syft cannot name the distribution, so it writes no deb/apk "
+            "purl; ours names the vendor after the package database, debian or alpine)"
+        )
+
+
+def _os_key(component: dict[str, Any]) -> tuple[str, str, str] | None:
+    """A dpkg or apk package Syft found but gave no purl (no os-release to name the distro)."""
+    properties = {p.get("name"): p.get("value") for p in component.get("properties", [])}
+    kind = properties.get("syft:package:type")
+    if kind not in ("deb", "apk"):
+        return None
+    return str(kind), str(component.get("name", "")).lower(), str(component.get("version", ""))
 
 
 if __name__ == "__main__":

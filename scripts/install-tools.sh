@@ -15,6 +15,7 @@ OPA_VERSION="v1.22.3"
 CRANE_VERSION="v0.22.1"
 ORAS_VERSION="v1.3.6"
 HELM_VERSION="v3.22.0"
+SYFT_VERSION="v1.57.1"
 # The OCI distribution conformance suite has no tags; this is the pseudo-version
 # the Go module proxy serves for its main branch (built with `go test -c`).
 OCI_CONFORMANCE_MODULE="github.com/opencontainers/distribution-spec/conformance"
@@ -76,6 +77,13 @@ oci_conformance() { # the suite is a test package: compile it into a binary once
   echo "$OCI_CONFORMANCE_VERSION" >"$stamp"
 }
 oci_conformance
+
+# Syft is the anchor of the supply-chain benchmark's accuracy comparison
+# (bench/bench_supplychain.py), not a test dependency: a failed build is logged
+# and the benchmark then says it made no comparison.
+if ! go_tool syft github.com/anchore/syft/cmd/syft "$SYFT_VERSION"; then
+  log "syft could not be installed; make bench skips the comparison with Syft"
+fi
 
 # Regal is optional: the Go module proxy this workplace reaches has answered
 # "403 Forbidden / This module version is not available" for both of its

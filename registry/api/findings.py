@@ -32,7 +32,7 @@ async def get_findings(
     def load() -> dict[str, Any]:
         with services.db.reader() as session:
             find_repository(session, repository)
-            version_id = storage.version_id(session, repository, name, version)
+            version_id = storage.resolve_version_id(session, repository, name, version)
             if version_id is None:
                 raise NotFound(f"version {name}/{version} not found in {repository}")
             summary = storage.summary(session, version_id)

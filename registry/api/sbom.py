@@ -69,7 +69,7 @@ async def get_sbom(
     def load() -> documents.Served:
         with services.db.reader() as session:
             find_repository(session, repository)
-            version_id = storage.version_id(session, repository, name, version)
+            version_id = storage.resolve_version_id(session, repository, name, version)
             if version_id is None:
                 raise NotFound(f"version {name}/{version} not found in {repository}")
             chosen = documents.select_documents(session, version_id, source=source, file=file)

@@ -50,6 +50,7 @@ class Target:
     filename: str
     digest: str
     size: int
+    container: bool = False  # an OCI image: the SBOM's subject is a container
 
     def subject(self) -> cyclonedx.Subject:
         return cyclonedx.Subject(
@@ -59,6 +60,7 @@ class Target:
             filename=self.filename,
             digest=self.digest,
             format=self.format,
+            container=self.container,
         )
 
 
@@ -121,8 +123,15 @@ class Result:
 
 def run(file: BinaryIO, target: Target, *, limits: ScanLimits, db: Database | None) -> Result:
     """Analyse ``file``; findings are matched when ``db`` is given."""
+    return run_with(lambda: analyser_for(target.format)(file, target, limits), target, db=db)
+
+
+def run_with(
+    inventory_of: Callable[[], Inventory], target: Target, *, db: Database | None
+) -> Result:
+    """:func:`run` for an analysis ``inventory_of`` makes (an image's layers, say)."""
     try:
-        inventory = analyser_for(target.format)(file, target, limits)
+        inventory = inventory_of()
         bom = cyclonedx.build(inventory, target.subject(), timestamp=datetime.now(UTC))
         text = cyclonedx.to_json(bom)
         validate.validate_json(json.loads(text), strict=True)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from registry.db.models import Package, Repository, Version
+from registry.db.models import Package, Repository, Tag, Version
 from registry.supplychain.models import (
     COMPLETE,
     FAILED,
@@ -36,6 +36,23 @@ def version_id(session: Session, repository: str, name: str, version: str) -> in
         .where(Repository.name == repository, Package.name == name, Version.version == version)
     ).first()
     return found
+
+
+def resolve_version_id(session: Session, repository: str, name: str, reference: str) -> int | None:
+    """The version ``reference`` names: a version string, else a tag pointing at one.
+
+    OCI versions are manifest digests; ``v1.0`` names the manifest the tag
+    points at now (npm dist-tags resolve the same way).
+    """
+    found = version_id(session, repository, name, reference)
+    if found is not None:
+        return found
+    return session.exec(
+        select(Tag.version_id)
+        .join(Package, col(Tag.package_id) == col(Package.id))
+        .join(Repository, col(Package.repository_id) == col(Repository.id))
+        .where(Repository.name == repository, Package.name == name, Tag.name == reference)
+    ).first()
 
 
 def save_document(session: Session, document: SbomDocument) -> SbomDocument:

@@ -1,15 +1,19 @@
 """Manifests: GET and HEAD (pull), PUT (push, then tag), DELETE (delete or untag).
 
 A manifest PUT is decided twice, as every push: at stage ``request`` before
-the body is read, and at stage ``content`` once the body is parsed and every
+the body is read, and at stage ``content`` once the body is parsed, every
 blob and child manifest it references is known to be in the image (else
-MANIFEST_BLOB_UNKNOWN and nothing is stored). A PUT by tag then moves the tag
-as its own governed ``tag`` action, so tags and re-tags are events of their
-own in the audit log and in lineage.
+MANIFEST_BLOB_UNKNOWN and nothing is stored) and, for a container image, its
+layers were analysed (:mod:`registry.formats.oci.analysis`: SBOM, findings
+and ``scan.status`` in ``input.artifact``). An allowed image's analysis is
+then recorded and its SBOM attached as a referrer. A PUT by tag then moves
+the tag as its own governed ``tag`` action, so tags and re-tags are events of
+their own in the audit log and in lineage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from policies.inputs import TagChange
-from registry.formats.oci import digests, lookups, records
+from registry.formats.oci import analysis, digests, lookups, records
 from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, manifest_unknown
 from registry.formats.oci.lookups import ManifestHit
@@ -26,6 +30,7 @@ from registry.formats.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse
 from registry.formats.oci.names import is_tag
 from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action
 from registry.governance.blob_rows import commit_blob
+from registry.supplychain.hook import LayerBlob, StagedAnalysis
 
 
 def _reference(call: Call) -> str:
@@ -136,7 +141,7 @@ async def put(call: Call) -> Response:
         )
     manifest = parse(body, call.request.headers.get("content-type"))
     facts = await call.read(lambda session: _pre_push(session, call, manifest, digest, new_tags))
-    repo_id, currents, source = facts
+    repo_id, currents, source, layers = facts
 
     staged = await call.services.blobs.stage(_one_chunk(body))
     details: dict[str, Any] = {
@@ -163,10 +168,20 @@ async def put(call: Call) -> Response:
             session, repository, target.image, digest, ref, manifest, created_by=call.subject.id
         )
 
+    found: StagedAnalysis | None = None
     try:
+        if layers is not None:  # an image: SBOM, findings and scan.status for the decision
+            found = await analysis.analyse(call, manifest, digest, len(body), layers)
+        if found is not None:
+            action = dataclasses.replace(action, artifact={**action.artifact, **found.facts})
         await call.govern(action, apply)
+        if found is not None:  # SBOM, findings and the referrer, with an ``analyse`` event
+            governor = call.services.governor
+            await run_in_threadpool(found.record, governor, call.subject, action.resource)
     finally:
         call.services.blobs.discard(staged)
+        if found is not None:
+            found.discard()
     for tag in new_tags:
         if currents[tag] != digest:
             await _move_tag(call, repo_id, tag, digest, currents[tag])
@@ -189,8 +204,12 @@ def _tag_params(call: Call) -> list[str]:
 
 def _pre_push(
     session: Session, call: Call, manifest: Manifest, digest: str, new_tags: list[str]
-) -> tuple[int, dict[str, str | None], dict[str, Any] | None]:
-    """Guard clauses before the content decision: every reference must be in the image."""
+) -> tuple[int, dict[str, str | None], dict[str, Any] | None, list[LayerBlob] | None]:
+    """Guard clauses before the content decision: every reference must be in the image.
+
+    Also what the push needs to know: where its tags point now, where else
+    the manifest lives, and the layers to analyse (``None``: no analysis).
+    """
     target = call.target
     repo_id = records.repository_id(records.oci_repository(session, target.repository))
     missing = records.missing_references(session, repo_id, target.image, manifest)
@@ -203,7 +222,9 @@ def _pre_push(
             detail=[{"digest": m.digest, "kind": m.kind} for m in missing],
         )
     currents = {tag: records.tag_digest(session, repo_id, target.image, tag) for tag in new_tags}
-    return repo_id, currents, records.copies_of(session, digest, repo_id, target.image)
+    source = records.copies_of(session, digest, repo_id, target.image)
+    layers = analysis.plan(session, repo_id, target.image, manifest, digest)
+    return repo_id, currents, source, layers
 
 
 def _lineage(manifest: Manifest) -> dict[str, Any]:

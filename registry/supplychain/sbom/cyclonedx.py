@@ -2,12 +2,12 @@
 
 The document is built with cyclonedx-python-lib's model and written by its
 outputters (JSON and XML). ``metadata.component`` names the artifact (the
-package it is, else the file), carries its digest and where it lives in
-Arbiter; ``metadata.tools`` names Arbiter (and the library). Every package
-is a component identified by its purl (also its ``bom-ref``); every file of
-an archive is a ``file`` component with its digests; ``dependencies`` is the
-graph the catalogers found, with the artifact depending on the packages
-nothing else depends on.
+package it is, the container image with its ``pkg:oci`` purl, else the
+file), carries its digest and where it lives in Arbiter; ``metadata.tools``
+names Arbiter (and the library). Every package is a component identified by
+its purl (also its ``bom-ref``); every file of an archive is a ``file``
+component with its digests; ``dependencies`` is the graph the catalogers
+found, with the artifact depending on the packages nothing else depends on.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class Subject:
     filename: str
     digest: str  # sha256:<hex>
     format: str = ""
+    container: bool = False  # an OCI image manifest (``version`` is its digest)
 
 
 def build(inventory: Inventory, subject: Subject, *, timestamp: datetime) -> Bom:
@@ -106,6 +107,18 @@ def _root(inventory: Inventory, subject: Subject) -> Component:
     artifact_hash = {SHA256: subject.digest.removeprefix("sha256:")} if subject.digest else {}
     if inventory.root is not None:
         component = _package(inventory.root, extra_hashes=artifact_hash)
+    elif subject.container:
+        purl = PackageURL(
+            type="oci", name=subject.name.rsplit("/", 1)[-1].lower(), version=subject.digest
+        )
+        component = Component(
+            type=ComponentType.CONTAINER,
+            name=subject.name,
+            version=subject.digest,
+            purl=purl,
+            bom_ref=BomRef(purl.to_string()),
+            hashes=_hashes(artifact_hash),
+        )
     else:
         component = Component(
             type=ComponentType.FILE,

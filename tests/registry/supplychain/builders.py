@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import tarfile
 import zipfile
+from pathlib import Path
 
 
 def metadata(
@@ -125,12 +128,9 @@ D:so:libc.musl-x86_64.so.1
 """
 
 
-def rootfs(distro: str = "debian") -> bytes:
-    """A root file system image layer with OS, Python, npm and Java packages."""
-    members = {
-        "etc/os-release": b'ID=debian\nVERSION_ID="12"\n'
-        if distro == "debian"
-        else b"ID=alpine\nVERSION_ID=3.19.1\n",
+def _language_packages() -> dict[str, bytes]:
+    """Python dist-info, ``node_modules`` and a JAR, as a root file system holds them."""
+    return {
         "usr/lib/python3/dist-packages/jinja2-2.10.dist-info/METADATA": metadata(
             "Jinja2", "2.10", license="BSD-3-Clause", requires=("MarkupSafe>=0.23",)
         ).encode(),
@@ -143,8 +143,80 @@ def rootfs(distro: str = "debian") -> bytes:
             "org.apache.logging.log4j", "log4j-core", "2.14.1"
         ),
     }
+
+
+def rootfs(distro: str = "debian") -> bytes:
+    """A root file system image layer with OS, Python, npm and Java packages."""
+    members = {
+        "etc/os-release": b'ID=debian\nVERSION_ID="12"\n'
+        if distro == "debian"
+        else b"ID=alpine\nVERSION_ID=3.19.1\n",
+        **_language_packages(),
+    }
     if distro == "debian":
         members["var/lib/dpkg/status"] = DPKG_STATUS
     else:
         members["lib/apk/db/installed"] = APK_INSTALLED
     return tar(members)
+
+
+def image_layers() -> list[bytes]:
+    """Two gzip layers of a test image: every package kind an image analysis reads.
+
+    The base layer holds a dpkg status file, Python dist-info, ``node_modules``
+    and a JAR; the top layer adds an apk database and whites out one Python
+    distribution of the base. No os-release, so each OS package keeps its own
+    vendor (``debian`` for dpkg, ``alpine`` for apk).
+    """
+    base = {
+        "var/lib/dpkg/status": DPKG_STATUS,
+        **_language_packages(),
+        "usr/lib/python3/dist-packages/removed-1.0.dist-info/METADATA": metadata(
+            "removed", "1.0"
+        ).encode(),
+    }
+    top = {
+        "lib/apk/db/installed": APK_INSTALLED,
+        "usr/lib/python3/dist-packages/.wh.removed-1.0.dist-info": b"",
+    }
+    return [tar(base), tar(top)]
+
+
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def oci_layout(path: Path, layers: list[bytes], tag: str = "v1") -> str:
+    """Write an OCI image layout of ``layers`` at ``path``; returns the manifest digest."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes, media_type: str) -> dict[str, object]:
+        hex_digest = hashlib.sha256(data).hexdigest()
+        (blobs / hex_digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{hex_digest}", "size": len(data)}
+
+    diff_ids = ["sha256:" + hashlib.sha256(_uncompressed(layer)).hexdigest() for layer in layers]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": put(json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"),
+        "layers": [put(layer, OCI_LAYER_GZIP) for layer in layers],
+    }
+    described = put(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+    described["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (path / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [described]}))
+    return str(described["digest"])
+
+
+def _uncompressed(layer: bytes) -> bytes:
+    try:
+        return gzip.decompress(layer)
+    except OSError:  # a hostile layer that only claims to be gzip
+        return layer

@@ -63,3 +63,28 @@ def create_oci_repo(url: str, token: str, name: str, **extra: object) -> None:
 
 def host_of(url: str) -> str:
     return url.removeprefix("http://").removeprefix("https://")
+
+
+# A push policy for the tests: refuse what analysis failed on or found critical.
+STRICT_PUSH = """package registry.push
+
+deny contains msg if {
+	input.context.stage == "content"
+	input.artifact.scan.status == "failed"
+	msg := sprintf("content was not analysed (failed): %v", [input.artifact.scan.reason])
+}
+
+deny contains msg if {
+	input.context.stage == "content"
+	input.artifact.vulnerabilities.critical > 0
+	n := input.artifact.vulnerabilities.critical
+	msg := sprintf("%v critical vulnerability finding(s)", [n])
+}
+"""
+
+
+def strict_policy(directory: Path) -> Path:
+    """The repository's policies plus :data:`STRICT_PUSH`."""
+    shutil.copytree(REPO_ROOT / "rego", directory)
+    (directory / "registry" / "push" / "strict_scan.rego").write_text(STRICT_PUSH)
+    return directory
