@@ -18,14 +18,11 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
-import secrets
-from pathlib import Path
 from typing import Any
 
 from registry.errors import Unauthorized
+from registry.keyfile import KEY_BYTES, load_key
 
-KEY_BYTES = 32
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 
 
@@ -69,23 +66,4 @@ def is_jws(secret: str) -> bool:
     return secret.count(".") == 2
 
 
-def load_key(path: Path) -> bytes:
-    """Read the signing key, creating it (race-free across workers) when missing."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(secrets.token_bytes(KEY_BYTES))
-        file.flush()
-        os.fsync(file.fileno())
-    try:
-        os.link(draft, path)  # atomic and refuses to replace: the first worker's key wins
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_bytes()
+__all__ = ["KEY_BYTES", "is_jws", "load_key", "sign", "verify"]

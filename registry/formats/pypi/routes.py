@@ -8,6 +8,7 @@
 ``GET /pypi/{repo}/pypi/{project}/json``    the JSON project API (also ``/{version}/json``)
 ``POST /pypi/{repo}/pypi/{p}/{v}/yank``     yank a release (JSON ``{"reason": "..."}``)
 ``POST /pypi/{repo}/pypi/{p}/{v}/unyank``   undo it
+``GET /pypi/{repo}/-/denied/{reasons}``     403 naming a refusal's reasons (for pip, uv)
 =========================================  =======================================
 
 Routes translate requests into governed actions and render the result; each
@@ -37,6 +38,7 @@ from registry.governance import PULL, TAG, Action, RequestContext, Resource
 from registry.governance.governor import Apply
 from registry.packages.reads import governed_read
 from registry.services import Services
+from registry.web import denial_links
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
 
 T = TypeVar("T")
@@ -197,6 +199,19 @@ async def download(
         services.blobs.path_of(row.digest),
         media_type=media_type,
         headers={"ETag": f'"{row.sha256}"', "X-Checksum-Sha256": row.sha256},
+    )
+
+
+@router.get("/{repo}/-/denied/{reasons}")
+async def denied(repo: str, reasons: str, proof: str, request: Request) -> Response:
+    """Where a refused pip or uv request is sent, so that they print the reasons."""
+    data = _services(request).settings.data
+    if not denial_links.verified(data, repo, reasons, proof):
+        raise NotFound("no such denial")
+    return PlainTextResponse(
+        f"denied by policy: {reasons.replace('-', ' ')}\n"
+        "The registry's audit log holds the policy's exact words.\n",
+        status_code=403,
     )
 
 

@@ -470,3 +470,32 @@ def test_downloads_are_counted_and_appear_in_lineage(app: RegistryApp, tmp_path:
 
 def test_escape_matches_the_file_names_build_backends_write() -> None:
     assert escape("Demo.Pkg-x") == "Demo_Pkg_x"
+
+
+def test_pip_and_uv_are_sent_where_the_url_spells_the_reasons(
+    app: RegistryApp, tmp_path: Path
+) -> None:
+    """pip and uv print a refusal's URL, never its body (see registry.web.denial_links)."""
+    path = wheel(tmp_path, "guarded", "1.0")
+    assert upload(app, path).status_code == 200
+    created = app.client.post("/api/v1/users", json={"name": "outsider"}, headers=app.headers())
+    assert created.status_code == 201, created.text
+    token = app.client.post("/api/v1/users/outsider/tokens", json={}, headers=app.headers())
+    outsider = token.json()["token"]
+    url = f"/pypi/py/files/guarded/1.0/{path.name}"
+    reason = "subject outsider holds no role that grants pull on repository py"
+
+    as_pip = {**app.headers(outsider), "User-Agent": 'pip/24.2 {"python": "3.11"}'}
+    redirected = app.client.get(url, headers=as_pip, follow_redirects=False)
+    assert redirected.status_code == 303
+    assert reason in redirected.text
+    location = redirected.headers["location"]
+    assert location.startswith("/pypi/py/-/denied/" + reason.replace(" ", "-") + "?proof=")
+    page = app.client.get(location, headers={"User-Agent": "uv/0.9.0"})
+    assert page.status_code == 403
+    assert f"denied by policy: {reason}" in page.text
+
+    forged = app.client.get(location.replace("outsider", "insider"))
+    assert forged.status_code == 404
+    as_curl = app.client.get(url, headers={**app.headers(outsider), "User-Agent": "curl/8.5"})
+    assert as_curl.status_code == 403 and reason in as_curl.text

@@ -249,13 +249,17 @@ def test_a_denied_install_fails_and_the_policy_reason_is_recorded(
     # The index still lists the release; its download is refused by the pull policy.
     pip = run([tools.python, "-m", "pip", "install", "--target", str(tmp_path / "site"),
                "--index-url", index_url(registry), "held-lib"], env=env, check=False)  # fmt: skip
+    # pip and uv print a refusal's status line and URL only: the URL spells the reason.
+    spelled = "/pypi/py/-/denied/artifact-is-quarantined-label-quarantine-and-cannot-be-pulled"
     assert pip.returncode != 0
-    assert "403 Client Error: Forbidden" in pip.stdout + pip.stderr
+    assert "403 Client Error: Forbidden for url: " in pip.stdout + pip.stderr
+    assert spelled in pip.stdout + pip.stderr
     uv = run([tools.uv, "pip", "install", "--python", tools.python, "--target",
               str(tmp_path / "uv-site"), "--index-url", index_url(registry), "held-lib"],
              env=env, check=False)  # fmt: skip
     assert uv.returncode != 0 and "403 Forbidden" in uv.stderr
-    # pip and uv print the status line only; the answer's body and the audit log name the rule.
+    assert spelled in uv.stderr
+    # Other clients get the 403 itself, its body naming the rule, as the audit log does.
     url = f"{registry.url}/pypi/py/files/held-lib/1.0/{wheel_path.name}"
     answer = httpx.get(url, headers={"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"})
     assert answer.status_code == 403 and reason in answer.text
