@@ -4,6 +4,11 @@ A pass over 100,000 versions cannot afford a query per version: versions
 (with repository and package), their tags and their files are read with one
 Core statement each and joined in memory into
 :class:`~registry.retention.engine.VersionInfo`.
+
+OCI manifests with a ``subject`` (the SBOM referrers the registry attaches,
+signatures, attestations) are accessories of their image, as in Harbor's tag
+retention: rules neither select them nor count them among an image's
+versions, or "keep the last 10" would keep five images and their SBOMs.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select
+from sqlalchemy import Connection, Select, Table, exists, select
 
 from registry.db.models import ArtifactFile, Package, Repository, Tag, Version
+from registry.db.oci_models import OciManifest
 from registry.retention.engine import VersionInfo
 
 
@@ -25,6 +31,8 @@ def _table(model: Any) -> Table:
 
 _R, _P, _V = _table(Repository), _table(Package), _table(Version)
 _T, _F = _table(Tag), _table(ArtifactFile)
+_M = _table(OciManifest)
+_ACCESSORY = exists().where(_M.c.version_id == _V.c.id, _M.c.subject_digest.is_not(None))
 
 
 def utc(moment: datetime | None) -> datetime | None:
@@ -51,7 +59,9 @@ def load(conn: Connection, repository: str | None = None) -> list[VersionInfo]:
                 _V.c.version,
                 _V.c.created_at,
                 _V.c.last_pulled_at,
-            ).select_from(joined),
+            )
+            .select_from(joined)
+            .where(~_ACCESSORY),
             repository,
         )
     ).all()

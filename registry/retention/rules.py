@@ -24,6 +24,9 @@ Semantics follow Harbor's tag retention and Harness cleanup policies:
   but protected, or retained by another rule's ``keep_last``, is kept (and the
   report names the rule that kept it).
 
+OCI accessories (manifests with a ``subject``: SBOM referrers, signatures)
+are not versions to these rules; they stay with their image.
+
 "Most recent" is by push time, or with ``order: version`` by the format's
 version order (:mod:`registry.retention.ordering`).
 

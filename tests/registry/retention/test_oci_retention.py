@@ -15,7 +15,9 @@ from tests.registry.formats.oci.oci_helpers import (
     push_manifest,
     sha256,
 )
+from tests.registry.formats.oci.test_oci_analysis import image_of
 from tests.registry.retention.conftest import RetentionApp
+from tests.registry.supplychain.builders import tar
 
 NAME = "images/app"
 
@@ -73,3 +75,37 @@ def test_untagged_manifests_and_index_children(retention_app: RetentionApp) -> N
             got = app.client.get(f"/v2/{NAME}/blobs/{digest}", headers=app.headers())
             assert got.status_code == 200, (digest, got.text)
             assert "sha256:" + hashlib.sha256(got.content).hexdigest() == digest == sha256(data)
+
+
+def test_sbom_referrers_are_accessories_not_versions(retention_app: RetentionApp) -> None:
+    """keep_last counts images only; an image's SBOM referrer is never selected on its own."""
+    app = retention_app
+    app.create_repo("images", "oci")
+    images = [
+        image_of([tar({f"etc/release-{n}": str(n).encode()})]) for n in range(3)
+    ]  # real layers: each push is analysed and gets an SBOM referrer
+    for n, image in enumerate(images):
+        push_image(app.client, "", NAME, image, f"v{n}", app.headers())
+    referrers = {
+        image.digest: app.client.get(
+            f"/v2/{NAME}/referrers/{image.digest}", headers=app.headers()
+        ).json()["manifests"]
+        for image in images
+    }
+    assert all(len(found) == 1 for found in referrers.values()), referrers
+
+    app.set_rules(
+        {
+            "rules": [
+                {"name": "keep 2", "keep_last": 2, "older_than_days": 0},
+                {"name": "untagged", "untagged": True},
+            ],
+            "recovery_days": 0,
+        }
+    )
+    report = app.run()["report"]
+    assert {e["version"] for e in report["deleted"]} == {images[0].digest}, report
+    for image in images[1:]:
+        assert _manifest_status(app, image.digest) == 200
+        (sbom,) = referrers[image.digest]
+        assert _manifest_status(app, sbom["digest"]) == 200
