@@ -18,7 +18,10 @@ from registry.errors import Conflict, NotFound
 
 
 def _package(session: Session, repository: str, name: str, *, create: bool) -> Package | None:
-    return package_in(session, repository, name, create=create)
+    """The package in a generic repository (a PUT into an npm one is refused, 400)."""
+    return package_in(
+        session, repository, name, create=create, fmt="generic", fmt_label="generic files"
+    )
 
 
 def _version(session: Session, package: Package, version: str, *, create: bool) -> Version | None:

@@ -147,6 +147,21 @@ def test_unknown_repository_is_404(registry_app: RegistryApp) -> None:
     assert response.status_code == 404
 
 
+def test_a_repository_of_another_format_is_refused_and_keeps_nothing(
+    registry_app: RegistryApp,
+) -> None:
+    app = registry_app
+    app.create_repo("js", "npm")
+    put = app.client.put("/generic/js/tool/1.0/tool.bin", content=b"data", headers=app.headers())
+    assert put.status_code == 400
+    assert "repository 'js' holds npm artifacts, not generic files" in put.text
+    got = app.client.get("/generic/js/tool/1.0/tool.bin", headers=app.headers())
+    assert got.status_code == 400
+    with app.services.db.reader() as session:
+        assert session.exec(text("SELECT count(*) FROM packages")).one()[0] == 0
+    assert _blob_files(app) == []
+
+
 def test_wrong_credentials_are_401_with_challenge(registry_app: RegistryApp) -> None:
     app = registry_app
     app.create_repo("files")
