@@ -31,11 +31,12 @@ def gc(
     if as_json:
         out.print_json(json.dumps(report))
         return
-    verb = "would reclaim" if dry_run else "reclaimed"
+    verb, unlink = ("would reclaim", "would remove") if dry_run else ("reclaimed", "removed")
     out.print(
         f"{verb} {report['bytes_reclaimed']} bytes in {report['deleted']} blobs "
         f"({report['scanned']} scanned, {report['referenced']} referenced, "
-        f"{report['young']} inside the grace period, {report['rescued']} referenced again)",
+        f"{report['young']} inside the grace period, {report['rescued']} referenced again); "
+        f"{unlink} {report['unlinked']} OCI image links no live manifest needs",
         soft_wrap=True,
     )
     table = Table("repository", "versions", "blobs", "bytes", title="usage")

@@ -53,7 +53,7 @@ class OciManifest(SQLModel, table=True):
     )
     image: str = Field(max_length=512)
     digest: str = Field(max_length=DIGEST_LENGTH)
-    storage_digest: str = Field(foreign_key="blobs.digest", max_length=80)
+    storage_digest: str = Field(foreign_key="blobs.digest", index=True, max_length=80)
     media_type: str = Field(max_length=255)
     artifact_type: str | None = Field(default=None, max_length=255)
     subject_digest: str | None = Field(default=None, index=True, max_length=DIGEST_LENGTH)
@@ -76,7 +76,7 @@ class OciBlobLink(SQLModel, table=True):
     )
     image: str = Field(max_length=512)
     digest: str = Field(max_length=DIGEST_LENGTH, index=True)
-    storage_digest: str = Field(foreign_key="blobs.digest", max_length=80)
+    storage_digest: str = Field(foreign_key="blobs.digest", index=True, max_length=80)
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     state: str = Field(default=STAGED, max_length=16)
     created_by: str = ""

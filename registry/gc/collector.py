@@ -3,13 +3,21 @@
 1. **Lease.** One collector at a time across processes (the ``gc`` lease).
 2. **Mark.** Every digest referenced by any column with a foreign key to
    ``blobs.digest`` (:mod:`registry.gc.references`): files of every format,
-   OCI manifests and image links (staged links too: a push in progress), and
-   the retention trash (restorable versions).
-3. **Candidates.** Blobs in the store or in the ``blobs`` table that were not
+   OCI manifests, the retention trash (restorable versions), and OCI image
+   links that are live (:mod:`registry.gc.links`: a live manifest of the
+   image, or a live index's child, references the blob, a trashed version
+   needs it, or the link is inside the grace period or in an image with an
+   upload open). The other links are *stale*: a deleted manifest's blobs.
+3. **Unlink**, in batches, each in one write transaction: the stale links
+   are checked again under the lock (on PostgreSQL, links a push holds
+   locked are skipped) and those still stale are removed, so usage stops
+   counting them. A crash in between leaves blobs nothing references, for
+   the next run.
+4. **Candidates.** Blobs in the store or in the ``blobs`` table that were not
    marked and are older than the grace period (the blob row's creation time,
    or the file's modification time when there is no row): a blob committed a
    moment ago may belong to a push whose rows are not committed yet.
-4. **Sweep**, in batches, each in one write transaction that excludes the
+5. **Sweep**, in batches, each in one write transaction that excludes the
    pushes it races with: on SQLite the transaction holds the database's write
    lock, under which every push commits its bytes and rows together; on
    PostgreSQL the batch's ``blobs`` rows are locked ``FOR UPDATE``, which a
@@ -24,7 +32,8 @@
    sweep locked it may fail on its foreign key instead of referencing
    missing bytes; the client retries.) Upload sessions and staged bodies
    live outside the content-addressed area and are never candidates.
-5. **Report**: bytes reclaimed and each repository's usage right after.
+6. **Report**: bytes reclaimed, links removed, and each repository's usage
+   right after; the ``gc.run`` audit event lists the blobs and links removed.
 
 Grace is measured on the wall clock (pushes race in real time), not on the
 injected clock that retention uses.
@@ -44,8 +53,9 @@ from sqlalchemy import Connection, Table, delete, select
 from registry.auth.subject import Subject
 from registry.blobs import BlobNotFound
 from registry.db.models import Blob
+from registry.db.oci_models import OciBlobLink
 from registry.errors import Conflict
-from registry.gc import references
+from registry.gc import links, references
 from registry.gc.usage import repository_usage
 from registry.retention.lease import GC, Lease
 from registry.services import Services
@@ -56,6 +66,7 @@ RECORDED_DIGESTS = 1000  # the audit event lists at most this many digests
 
 log = structlog.get_logger("arbiter.gc")
 _BLOBS: Table = Blob.__table__  # type: ignore[attr-defined]
+_LINKS: Table = OciBlobLink.__table__  # type: ignore[attr-defined]
 
 
 class CollectionInProgress(Conflict):
@@ -73,8 +84,10 @@ class GcReport:
     deleted: int = 0
     rows_only: int = 0  # rows whose bytes were already gone
     bytes_reclaimed: int = 0
+    unlinked: int = 0  # stale OCI blob links removed
     seconds: float = 0.0
     digests: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # "repository/image@digest" of each
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -88,8 +101,10 @@ class GcReport:
             "deleted": self.deleted,
             "rows_only": self.rows_only,
             "bytes_reclaimed": self.bytes_reclaimed,
+            "unlinked": self.unlinked,
             "seconds": round(self.seconds, 3),
             "digests": self.digests[:RECORDED_DIGESTS],
+            "links": self.links[:RECORDED_DIGESTS],
             "usage": self.usage,
         }
 
@@ -129,12 +144,16 @@ class GarbageCollector:
         try:
             with self.lease.heartbeat():
                 since = datetime.now(UTC) - grace
-                candidates = self._mark(report, since)
+                stale, candidates = self._mark(report, since)
                 if dry_run:
+                    report.unlinked = len(stale)
+                    report.links = [link.name for link in stale]
                     report.deleted = len(candidates)
                     report.bytes_reclaimed = sum(c.size for c in candidates)
                     report.digests = sorted(c.digest for c in candidates)
                 else:
+                    for part in _chunks(stale, self.batch):
+                        self._unlink(part, report, since)
                     for chunk in _chunks(candidates, self.batch):
                         self._sweep(chunk, report, since)
             with self.db.reader() as session:
@@ -146,10 +165,14 @@ class GarbageCollector:
             self._record(subject, report)
         return report
 
-    def _mark(self, report: GcReport, cutoff: datetime) -> list[_Candidate]:
+    def _mark(
+        self, report: GcReport, cutoff: datetime
+    ) -> tuple[list[links.StaleLink], list[_Candidate]]:
         with self.db.reader() as session:
             conn = session.connection()
-            marked = references.referenced(conn)
+            stale = links.stale(conn, self.blobs, cutoff)
+            marked = references.referenced(conn, without=(links.STORAGE,))
+            marked |= links.held(conn, stale)
             rows = {
                 digest: (int(size), _aware(created))
                 for digest, size, created in conn.execute(
@@ -171,7 +194,18 @@ class GarbageCollector:
                 continue
             size = row[0] if row is not None else self._file_size(digest)
             candidates.append(_Candidate(digest, size, row is not None, digest in stored))
-        return candidates
+        return stale, candidates
+
+    def _unlink(self, part: list[links.StaleLink], report: GcReport, cutoff: datetime) -> None:
+        """Remove one batch of stale links that are stale still, under the writers' lock."""
+        with self.db.writer() as session:
+            conn = session.connection()
+            locked = links.lock(conn, [link.id for link in part])
+            gone = links.stale(conn, self.blobs, cutoff, ids=locked) if locked else []
+            if gone:
+                conn.execute(delete(_LINKS).where(_LINKS.c.id.in_([link.id for link in gone])))
+        report.unlinked += len(gone)
+        report.links += [link.name for link in gone]
 
     def _sweep(self, chunk: list[_Candidate], report: GcReport, since: datetime) -> None:
         """Delete one batch under the lock that excludes the pushes it races with.
@@ -207,6 +241,7 @@ class GarbageCollector:
         details = report.to_json()
         details.pop("usage")
         details["digests_truncated"] = len(report.digests) > RECORDED_DIGESTS
+        details["links_truncated"] = len(report.links) > RECORDED_DIGESTS
         self.services.governor.record(
             subject, "gc.run", {"gc": "blobs"}, lambda _session: None, details
         )

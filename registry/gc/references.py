@@ -2,12 +2,14 @@
 
 Found on the shared metadata rather than listed by hand, so a table another
 format adds (PyPI files, npm tarballs, the retention trash) protects its blobs
-from the collector the moment it declares its foreign key.
+from the collector the moment it declares its foreign key. The mark leaves out
+OCI blob links (:mod:`registry.gc.links` says which of them are live); the
+re-check at delete time counts every row, so a link is swept before its blob.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from functools import cache
 
 from sqlalchemy import Column, Connection, select
@@ -30,10 +32,12 @@ def columns() -> tuple[Column[str], ...]:
     return tuple(sorted(found, key=lambda c: (c.table.name, c.name)))
 
 
-def referenced(conn: Connection) -> set[str]:
-    """The mark phase: every digest something references right now."""
+def referenced(conn: Connection, without: Collection[Column[str]] = ()) -> set[str]:
+    """The mark phase: every digest something references right now (but through ``without``)."""
     marked: set[str] = set()
     for column in columns():
+        if any(column is left_out for left_out in without):  # (== builds SQL)
+            continue
         marked.update(d for d in conn.execute(select(column).distinct()).scalars() if d)
     return marked
 

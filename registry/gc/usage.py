@@ -6,8 +6,9 @@ versions in the retention trash (still restorable). Each blob counts once per
 repository, whatever the number of versions sharing it; a blob two
 repositories share counts in both (each would need it on its own).
 
-The garbage collector reports this right after a sweep: it never changes for
-a repository, because the collector only removes blobs nothing references.
+The garbage collector reports this right after a sweep. The sweep lowers it
+only where it removed stale OCI links (the blobs of deleted manifests, see
+:mod:`registry.gc.links`); the blobs it deletes are ones nothing references.
 """
 
 from __future__ import annotations

@@ -277,20 +277,23 @@ def store_manifest(
 def _add_files(
     session: Session, version_id: int, repo_id: int, image: str, ref: BlobRef, manifest: Manifest
 ) -> None:
-    """The manifest itself, the blobs it references and its child manifests, as files."""
+    """The manifest itself, the blobs it references and its child manifests, as files.
+
+    The push checked that the image holds them all; one gone since (a stale
+    link the garbage collector removed, a child deleted) fails the push rather
+    than store a manifest whose parts cannot be pulled.
+    """
     files = {MANIFEST_FILE: (ref.digest, ref.size, manifest.media_type)}
     for descriptor in manifest.blobs():
         link = blob_link(session, repo_id, image, descriptor.digest)
-        if link is not None:
-            files.setdefault(
-                descriptor.digest, (link.storage_digest, link.size, descriptor.media_type)
-            )
+        if link is None:
+            raise _gone("blob", descriptor.digest)
+        files.setdefault(descriptor.digest, (link.storage_digest, link.size, descriptor.media_type))
     for descriptor in manifest.manifests:
         child = manifest_by_digest(session, repo_id, image, descriptor.digest)
-        if child is not None:
-            files.setdefault(
-                descriptor.digest, (child.storage_digest, child.size, child.media_type)
-            )
+        if child is None:
+            raise _gone("manifest", descriptor.digest)
+        files.setdefault(descriptor.digest, (child.storage_digest, child.size, child.media_type))
     for filename, (blob_digest, size, media_type) in files.items():
         session.add(
             ArtifactFile(
@@ -301,6 +304,15 @@ def _add_files(
                 media_type=media_type,
             )
         )
+
+
+def _gone(kind: str, digest: str) -> OciError:
+    return OciError(
+        "MANIFEST_BLOB_UNKNOWN",
+        f"the manifest references {kind} {digest}, which left the image while the push "
+        "was decided; push (or mount) it again, then the manifest",
+        detail=[{"digest": digest, "kind": kind}],
+    )
 
 
 def _link_references(session: Session, repo_id: int, image: str, manifest: Manifest) -> None:
@@ -354,8 +366,9 @@ def delete_manifest(session: Session, repo_id: int, image: str, digest: str) -> 
     """Remove a manifest, its tags and files.
 
     Its blobs stay in the image; those no other manifest of the image
-    references become staged again, so the sweep reclaims them after the
-    grace period unless a new manifest claims them first.
+    references become staged again, grace from now: unless a new manifest
+    claims them first, the garbage collector removes their links (and then
+    the bytes nothing else references) once its grace period is over.
     """
     row = manifest_by_digest(session, repo_id, image, digest)
     if row is None:

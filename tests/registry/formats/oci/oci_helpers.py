@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,9 +58,11 @@ def make_image(
     layer_type: str = OCI_LAYER,
     annotations: dict[str, str] | None = None,
     layer_size: int = 1024,
+    shared: Sequence[bytes] = (),
 ) -> Image:
+    """An image of ``shared`` layers (another image's, say) then ``layers`` random ones."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "n": os.urandom(8).hex()}).encode()
-    data = [os.urandom(layer_size) for _ in range(layers)]
+    data = [*shared, *(os.urandom(layer_size) for _ in range(layers))]
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": media_type,
