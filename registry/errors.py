@@ -26,6 +26,12 @@ class BadRequest(ArbiterError):
     code = "BAD_REQUEST"
 
 
+class WrongFormat(BadRequest):
+    """The repository holds another format's artifacts (an npm publish to a Python one)."""
+
+    code = "WRONG_FORMAT"
+
+
 class Unauthorized(ArbiterError):
     """Missing or wrong credentials; rendered with a ``WWW-Authenticate`` challenge."""
 

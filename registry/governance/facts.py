@@ -12,7 +12,7 @@ from sqlalchemy import select as select_core
 from sqlmodel import Session, col, select
 
 from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
-from registry.errors import NotFound
+from registry.errors import NotFound, WrongFormat
 from registry.governance.actions import Action
 from registry.supplychain.facts import version_facts
 
@@ -84,13 +84,22 @@ _VERSION_TAGS = select_core(_TAGS.c.name).where(_TAGS.c.version_id == bindparam(
 
 
 def gather(session: Session, action: Action) -> Facts:
-    """Facts for ``action``; raises NotFound for an unknown repository."""
+    """Facts for ``action``; NotFound for an unknown repository, WrongFormat for another format.
+
+    The format check comes before any decision, so a push into a repository
+    of another format is refused before its body is read.
+    """
     conn = session.connection()
     resource = action.resource
     repository = conn.execute(_REPOSITORY_FACTS, {"name": resource.repository}).first()
     if repository is None:
         raise NotFound(
             f"repository {resource.repository!r} not found; create it with 'arbiter repo create'"
+        )
+    if resource.format and resource.format != repository.format:
+        raise WrongFormat(
+            f"repository {resource.repository!r} holds {repository.format} artifacts, "
+            f"not {resource.format}; use a {resource.format} repository"
         )
     artifact: dict[str, Any] = {}
     if resource.name is not None and resource.version is not None:

@@ -23,6 +23,7 @@ from registry.errors import (
     PayloadTooLarge,
     PolicyDenied,
     Unauthorized,
+    WrongFormat,
 )
 
 # code -> (HTTP status, the spec's description)
@@ -109,7 +110,7 @@ def to_oci(error: ArbiterError) -> OciError:
         return OciError("SIZE_INVALID", error.message, status=413)
     if isinstance(error, BlobNotFound):
         return OciError("BLOB_UNKNOWN", error.message)
-    if isinstance(error, NotFound):
+    if isinstance(error, NotFound | WrongFormat):  # to OCI, another format's repository is none
         return OciError("NAME_UNKNOWN", error.message)
     if isinstance(error, BadRequest):
         return OciError("BLOB_UPLOAD_INVALID", error.message)

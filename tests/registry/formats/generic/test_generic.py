@@ -154,7 +154,7 @@ def test_a_repository_of_another_format_is_refused_and_keeps_nothing(
     app.create_repo("js", "npm")
     put = app.client.put("/generic/js/tool/1.0/tool.bin", content=b"data", headers=app.headers())
     assert put.status_code == 400
-    assert "repository 'js' holds npm artifacts, not generic files" in put.text
+    assert "repository 'js' holds npm artifacts, not generic" in put.text
     got = app.client.get("/generic/js/tool/1.0/tool.bin", headers=app.headers())
     assert got.status_code == 400
     with app.services.db.reader() as session:
