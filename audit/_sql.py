@@ -151,12 +151,16 @@ _SCAN = (
 _cursor_names = itertools.count()
 
 
-def stream_events(conn: Connection, lo: int, hi: int, batch: int) -> Iterator[tuple[Any, ...]]:
-    """Rows of seqs ``lo..hi`` in seq order, as plain tuples, ``batch`` per fetch.
+@contextlib.contextmanager
+def scan_events(conn: Connection, lo: int, hi: int, batch: int) -> Iterator[Iterator[Any]]:
+    """Rows of seqs ``lo..hi`` in seq order, as plain tuples.
 
     Verification reads every byte of the log; the DBAPI cursor saves ~15% of
-    the time SQLAlchemy's row objects cost. PostgreSQL uses a server-side
-    (named) cursor, so memory stays flat.
+    the time SQLAlchemy's row objects cost. SQLite's cursor is iterated row by
+    row (a ``fetchmany`` list of thousands of tuples makes the cyclic garbage
+    collector walk it again and again); PostgreSQL uses a server-side (named)
+    cursor that fetches ``batch`` rows per round trip, so memory stays flat.
+    DBAPI errors, also those raised while iterating, leave as SQLAlchemy's.
     """
     style = _style(conn)
     if style is None:
@@ -166,19 +170,18 @@ def stream_events(conn: Connection, lo: int, hi: int, batch: int) -> Iterator[tu
             .order_by(audit_events.c.seq)
             .execution_options(yield_per=batch)
         )
-        for row in conn.execute(query):
-            yield tuple(row)
+        yield (tuple(row) for row in conn.execute(query))
         return
     sql = _sql(_SCAN, style)
     if conn.dialect.name == "postgresql":
         dbapi: Any = conn.connection.dbapi_connection
         cursor = dbapi.cursor(name=f"audit_scan_{next(_cursor_names)}")
+        cursor.itersize = batch
     else:
         cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, {"lo": lo, "hi": hi})
-        while rows := cursor.fetchmany(batch):
-            yield from rows
+        yield iter(cursor)
     except Exception as exc:
         _raise_wrapped(conn, sql, exc)
         raise

@@ -47,14 +47,43 @@ def split_point(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def leaf_hashes(data: Iterable[bytes]) -> list[bytes]:
+    """RFC 9162 leaf hashes of ``data``, in order."""
+    sha256 = hashlib.sha256
+    return [sha256(_LEAF + item).digest() for item in data]
+
+
+def parent_level(nodes: Sequence[bytes]) -> list[bytes]:
+    """The nodes one level up from ``nodes`` (pairs 0+1, 2+3, ...; an odd last one
+    has no parent yet). One list pass: what folding a few thousand leaves costs."""
+    sha256 = hashlib.sha256
+    return [
+        sha256(_NODE + left + right).digest()
+        for left, right in zip(nodes[::2], nodes[1::2], strict=False)
+    ]
+
+
 def fold_perfect(hashes: Sequence[bytes]) -> bytes:
     """Root of a perfect subtree from its 2**k bottom nodes, left to right."""
     level = list(hashes)
     if not level or len(level) & (len(level) - 1):
         raise ValueError("fold_perfect needs a power-of-two number of hashes")
     while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        level = parent_level(level)
     return level[0]
+
+
+def perfect_subtrees(start: int, leaves: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+    """``(level, index, hash)`` of the maximal aligned perfect subtrees over leaf
+    hashes ``leaves`` at indexes ``[start, start + len(leaves))`` (the shape of
+    :func:`decompose`), left to right."""
+    out: list[tuple[int, int, bytes]] = []
+    offset = 0
+    for level, index in decompose(start, start + len(leaves)):
+        width = 1 << level
+        out.append((level, index, fold_perfect(leaves[offset : offset + width])))
+        offset += width
+    return out
 
 
 def decompose(start: int, end: int) -> list[tuple[int, int]]:
@@ -87,10 +116,7 @@ class MemorySubtrees:
     def __init__(self, leaves: Sequence[bytes]) -> None:
         self._levels: list[list[bytes]] = [list(leaves)]
         while len(self._levels[-1]) > 1:
-            below = self._levels[-1]
-            self._levels.append(
-                [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-            )
+            self._levels.append(parent_level(self._levels[-1]))
 
     def perfect(self, level: int, index: int) -> bytes:
         try:

@@ -34,21 +34,24 @@ JSON column parsed; a column that is not a single JSON value fails.
 ``deep=True`` parses every row and also requires canonical form (what an
 export needs in order to verify), at a fraction of the speed.
 
-:func:`verify_log` runs on one connection. :func:`verify_database` splits the
-seq range over worker processes (each streams its own range with its own
-connection) and joins their chains and subtrees, for logs of millions of
-events on machines with several cores.
+:func:`verify_log` runs on one connection. :func:`verify_database` cuts the
+log into short seq ranges that worker processes and the calling one take in
+turn (each streaming its ranges on its own connection), and joins their chains
+and subtrees in seq order, for logs of millions of events on machines with
+several cores.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import itertools
 import multiprocessing
 import os
+import queue
 import re
 import time as _time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
@@ -56,7 +59,7 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, select
 
 from audit._rows import STREAM_BATCH, event_from_row, line_from_row
-from audit._sql import stream_events
+from audit._sql import scan_events
 from audit.chain import read_head
 from audit.checkpoint import CheckpointBody, list_checkpoints
 from audit.errors import (
@@ -68,12 +71,27 @@ from audit.errors import (
     ProofError,
 )
 from audit.events import GENESIS_HASH
-from audit.merkle import CompactRange, consistency_proof, decompose, node_hash, verify_consistency
+from audit.merkle import (
+    CompactRange,
+    consistency_proof,
+    decompose,
+    leaf_hashes,
+    node_hash,
+    perfect_subtrees,
+    verify_consistency,
+)
 from audit.note import NoteVerifier
 from audit.schema import audit_events
 
 #: Below this many events, verify_database does not start processes.
 PARALLEL_THRESHOLD = 200_000
+#: Seq ranges per process when verify_database splits the log.
+RANGES_PER_WORKER = 16
+_POLL_SECONDS = 0.5
+_JOIN_SECONDS = 10.0
+
+#: Events whose leaves the scan hashes together, level by level (a power of two).
+FOLD = 1 << 12
 
 Node = tuple[int, int, bytes]  # (level, index, hash) of a perfect subtree
 
@@ -165,70 +183,82 @@ def scan_range(
 
 def _scan(conn: Connection, result: RangeResult, boundaries: list[int], deep: bool) -> None:
     """The hot loop: one pass per event, inlined (a method call per event would
-    cost a tenth of the budget). Subtrees are kept as parallel lists of levels,
-    indexes and hashes, restarted at every checkpoint boundary."""
+    cost a tenth of the budget). Event digests wait in ``pending`` and are
+    folded into perfect subtrees every :data:`FOLD` events (and at checkpoint
+    boundaries and the range's end), one list pass per tree level; ``nodes``
+    holds the subtrees since the previous boundary."""
     sha256, moved, quote = hashlib.sha256, _MOVED.search, encode_basestring
     quoted: dict[str, str] = {}
-    expected, prev, last_time, fresh = result.lo, "", "", True
-    stops = iter([*boundaries, -1])
+    lo, hi = result.lo, result.hi
+    stops = iter([*boundaries, hi])
     stop = next(stops)
-    levels: list[int] = []
-    indexes: list[int] = []
-    hashes: list[bytes] = []
-    for row in stream_events(conn, result.lo, result.hi, STREAM_BATCH):
-        seq, time, actor, action, resource, decision, outcome, details, prev_hash, stored = row
-        if seq != expected:
-            raise ChainError(f"event seq {expected} is missing (next is {seq})", seq=expected)
-        if fresh:
-            prev, last_time, fresh = prev_hash, time, False
-            result.first_prev, result.first_time = prev_hash, time
-        if prev_hash != prev:
-            raise ChainError(
-                f"event seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
-                "an event was inserted, removed or reordered before it",
-                seq=seq,
+    flush = min(stop, (lo | (FOLD - 1)) + 1)  # the next seq whose digest ends a fold
+    first = lo - 1  # the leaf index of pending[0]
+    pending: list[bytes] = []
+    nodes: list[Node] = []
+    expected = lo
+    with scan_events(conn, lo, hi, STREAM_BATCH) as scanned:
+        head = next(scanned, None)
+        rows = scanned if head is None else itertools.chain((head,), scanned)
+        if head is not None:
+            result.first_prev, result.first_time = head[8], head[1]
+        prev, last_time = result.first_prev, result.first_time
+        for row in rows:
+            seq, time, actor, action, resource, decision, outcome, details, prev_hash, stored = row
+            if seq != expected:
+                raise ChainError(f"event seq {expected} is missing (next is {seq})", seq=expected)
+            if prev_hash != prev:
+                raise ChainError(
+                    f"event seq {seq}: prev_hash does not match the hash of seq {seq - 1}; "
+                    "an event was inserted, removed or reordered before it",
+                    seq=seq,
+                )
+            qa = quoted.get(action) or quoted.setdefault(action, quote(action))
+            qo = quoted.get(outcome) or quoted.setdefault(outcome, quote(outcome))
+            body = (
+                f'{{"action":{qa},"actor":{actor},"decision":{decision},"details":{details},'
+                f'"outcome":{qo},"prev_hash":"{prev_hash}","resource":{resource},"seq":{seq},'
+                f'"time":{quote(time)}}}'
             )
-        qa = quoted.get(action) or quoted.setdefault(action, quote(action))
-        qo = quoted.get(outcome) or quoted.setdefault(outcome, quote(outcome))
-        body = (
-            f'{{"action":{qa},"actor":{actor},"decision":{decision},"details":{details},'
-            f'"outcome":{qo},"prev_hash":"{prev_hash}","resource":{resource},"seq":{seq},'
-            f'"time":{quote(time)}}}'
-        )
-        try:
-            digest = sha256(body.encode()).digest()
-        except UnicodeEncodeError:
-            digest = b""
-        if digest.hex() != stored:
-            raise ChainError(f"event seq {seq}: stored hash does not match its content", seq=seq)
-        if time < last_time:
-            raise ChainError(f"event seq {seq}: time goes backwards", seq=seq)
-        if deep:
-            _check_deep(row)
-        elif moved(actor) or moved(decision) or moved(details) or moved(resource):
-            _check_columns(row)
-        node, level, index = sha256(b"\x00" + digest).digest(), 0, seq - 1
-        while index & 1 and levels and levels[-1] == level and indexes[-1] == index - 1:
-            levels.pop()
-            indexes.pop()
-            node = sha256(b"\x01" + hashes.pop() + node).digest()
-            level, index = level + 1, index >> 1
-        levels.append(level)
-        indexes.append(index)
-        hashes.append(node)
-        if seq == stop:
-            result.segments.append((seq, list(zip(levels, indexes, hashes, strict=True))))
-            stop, levels, indexes, hashes = next(stops), [], [], []
-        prev, last_time, expected = stored, time, seq + 1
-    if expected != result.hi + 1:
+            try:
+                digest = sha256(body.encode()).digest()
+            except UnicodeEncodeError:
+                digest = b""
+            if digest.hex() != stored:
+                raise ChainError(
+                    f"event seq {seq}: stored hash does not match its content", seq=seq
+                )
+            if time < last_time:
+                raise ChainError(f"event seq {seq}: time goes backwards", seq=seq)
+            if deep:
+                _check_deep(row)
+            elif moved(actor) or moved(decision) or moved(details) or moved(resource):
+                _check_columns(row)
+            pending.append(digest)
+            if seq == flush:
+                _push(nodes, perfect_subtrees(first, leaf_hashes(pending)))
+                first, pending = seq, []
+                if seq == stop:
+                    result.segments.append((seq, nodes))
+                    stop, nodes = next(stops, -1), []
+                flush = min(stop, (seq | (FOLD - 1)) + 1) if stop >= 0 else -1
+            prev, last_time, expected = stored, time, seq + 1
+    if expected != hi + 1:
         raise ChainError(
-            f"events {expected}..{result.hi} are missing: deleted after the head recorded them",
+            f"events {expected}..{hi} are missing: deleted after the head recorded them",
             seq=expected,
         )
-    result.count = expected - result.lo
+    result.count = expected - lo
     result.last_hash, result.last_time = prev, last_time
-    if levels:
-        result.segments.append((result.hi, list(zip(levels, indexes, hashes, strict=True))))
+
+
+def _push(nodes: list[Node], subtrees: list[Node]) -> None:
+    """Append aligned perfect subtrees, merging each with its left sibling."""
+    for level, index, digest in subtrees:
+        while index & 1 and nodes and nodes[-1][:2] == (level, index - 1):
+            digest = node_hash(nodes.pop()[2], digest)
+            level, index = level + 1, index >> 1
+        nodes.append((level, index, digest))
 
 
 # -- steps 1, 3 and 4 ---------------------------------------------------------
@@ -393,12 +423,45 @@ def _finish(
     )
 
 
-def _worker(url: str, lo: int, hi: int, boundaries: list[int], deep: bool) -> RangeResult:
+def split_ranges(size: int, workers: int) -> list[tuple[int, int]]:
+    """Seq ranges ``lo..hi`` covering ``1..size``: about :data:`RANGES_PER_WORKER`
+    per process, each a power of two long (so a range's leaves form one perfect
+    subtree unless a checkpoint falls inside it)."""
+    step = max(1, size // (workers * RANGES_PER_WORKER))
+    step = 1 << (step.bit_length() - 1)
+    return [(lo, min(size, lo + step - 1)) for lo in range(1, size + 1, step)]
+
+
+def _claims(counter: Any, count: int) -> Iterator[int]:
+    """Indexes of the ranges no process has taken yet, in order; ``counter`` is a
+    shared ``multiprocessing.Value`` holding the next one."""
+    while True:
+        with counter.get_lock():
+            index = int(counter.value)
+            counter.value = index + 1
+        if index >= count:
+            return
+        yield index
+
+
+def _worker(
+    url: str,
+    ranges: list[tuple[int, int]],
+    boundaries: list[int],
+    deep: bool,
+    counter: Any,
+    done: Any,
+) -> None:
+    """A worker process: scan ranges until none is left, put ``(index, result)``
+    for each on ``done``, then ``None`` (also after an error)."""
+    gc.disable()  # rows die by reference counting; the collector would only walk them
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return scan_range(conn, lo, hi, boundaries, deep=deep)
-    finally:
+            for index in _claims(counter, len(ranges)):
+                done.put((index, scan_range(conn, *ranges[index], boundaries, deep=deep)))
+    finally:  # on an error too: the parent scans what it did not receive, and raises there
+        done.put(None)
         engine.dispose()
 
 
@@ -412,10 +475,10 @@ def verify_database(
 ) -> VerificationReport:
     """:func:`verify_log` for the database at ``url``, using ``workers`` processes.
 
-    Each worker streams one contiguous seq range; the parent joins the ranges'
-    links and subtrees in order, so the outcome (and the first bad seq) is the
-    same as a single scan. Defaults to one worker per CPU; small logs are
-    verified in-process.
+    The processes scan contiguous seq ranges (see :func:`_parallel`); this one
+    joins the ranges' links and subtrees in seq order, so the outcome (and the
+    first bad seq) is the same as a single scan. Defaults to one process per
+    CPU; small logs are verified in-process.
     """
     key, started = _key(verifier), _time.perf_counter()
     workers = max(1, workers or os.cpu_count() or 1)
@@ -437,25 +500,56 @@ def verify_database(
 def _parallel(
     conn: Connection, url: str, size: int, boundaries: list[int], deep: bool, workers: int
 ) -> list[RangeResult]:
-    """Scan ``4 * workers`` chunks: ``workers - 1`` processes take them from the
-    front while this process scans the first and then steals unstarted ones
-    from the back (so the processes' start-up time is not wasted)."""
-    count = 4 * workers
-    step = -(-size // count)
-    ranges = [(lo, min(size, lo + step - 1)) for lo in range(1, size + 1, step)]
+    """Scan the ranges of :func:`split_ranges` in ``workers - 1`` processes and
+    this one, each taking the next untaken range until none is left (so nobody
+    waits at the end, and this process works while the others start up).
+
+    A range that a worker took but did not deliver (its database connection
+    failed, it was killed) is scanned here afterwards, so its error, if it has
+    one, is raised in this process.
+    """
+    ranges = split_ranges(size, workers)
     context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    done = context.Queue()
+    processes = [
+        context.Process(
+            target=_worker, args=(url, ranges, boundaries, deep, counter, done), daemon=True
+        )
+        for _ in range(workers - 1)
+    ]
+    for process in processes:
+        process.start()
     results: dict[int, RangeResult] = {}
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-        futures = {
-            i: pool.submit(_worker, url, lo, hi, boundaries, deep)
-            for i, (lo, hi) in enumerate(ranges)
-            if i
-        }
-        results[0] = scan_range(conn, *ranges[0], boundaries, deep=deep)
-        for i in sorted(futures, reverse=True):
-            if futures[i].cancel():
-                results[i] = scan_range(conn, *ranges[i], boundaries, deep=deep)
-        for i, future in futures.items():
-            if i not in results:
-                results[i] = future.result()
-    return [results[i] for i in range(len(ranges))]
+    try:
+        for index in _claims(counter, len(ranges)):
+            results[index] = scan_range(conn, *ranges[index], boundaries, deep=deep)
+        _receive(done, processes, results)
+    finally:
+        with counter.get_lock():
+            counter.value = len(ranges)  # a worker still scanning takes no further range
+        for process in processes:
+            process.join(timeout=_JOIN_SECONDS)
+            if process.is_alive():
+                process.terminate()
+    for index, (lo, hi) in enumerate(ranges):
+        if index not in results:
+            results[index] = scan_range(conn, lo, hi, boundaries, deep=deep)
+    return [results[index] for index in range(len(ranges))]
+
+
+def _receive(done: Any, processes: list[Any], results: dict[int, RangeResult]) -> None:
+    """Collect results until every worker has said it is finished or has died."""
+    running = len(processes)
+    while running:
+        try:
+            item = done.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            if not any(process.is_alive() for process in processes) and done.empty():
+                return
+            continue
+        if item is None:
+            running -= 1
+        else:
+            index, result = item
+            results[index] = result

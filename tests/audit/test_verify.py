@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, select, text
@@ -18,7 +19,7 @@ from audit.errors import (
 )
 from audit.query import query_events
 from audit.schema import audit_checkpoints, audit_events
-from audit.verify import verify_database
+from audit.verify import split_ranges, verify_database
 from tests.audit.helpers import append_n, bypass_triggers, draft
 
 N = 600
@@ -256,3 +257,57 @@ def test_parallel_verification_agrees(
     with pytest.raises(ChainError) as caught:
         verify_database(db_url, signer.public_key_text(), workers=3)
     assert caught.value.seq == 450
+
+
+def test_split_ranges_cover_the_log_in_aligned_steps() -> None:
+    for size, workers in ((1, 2), (600, 3), (1_000_000, 2), (1_000_003, 8)):
+        ranges = split_ranges(size, workers)
+        assert ranges[0][0] == 1 and ranges[-1][1] == size
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        step = ranges[0][1]
+        assert step & (step - 1) == 0 and all((lo - 1) % step == 0 for lo, _ in ranges)
+
+
+def _delete_range_start(conn: Connection, seq: int) -> int:
+    conn.execute(text("DELETE FROM audit_events WHERE seq = :s"), {"s": seq})
+    return seq
+
+
+def _insert_before_range_start(conn: Connection, seq: int) -> int:
+    """A sealed forgery ends one range: the broken link is the next range's first."""
+    forged = _seal({**_row(conn, seq - 1), "details": '{"forged":true}'})
+    _renumber_from(conn, seq - 1, 1)
+    conn.execute(audit_events.insert(), [forged])
+    return seq
+
+
+def _swap_across_range_start(conn: Connection, seq: int) -> int:
+    """Swapped and each re-sealed at its new place: only the links can tell."""
+    a, b = _row(conn, seq - 1), _row(conn, seq)
+    conn.execute(text("DELETE FROM audit_events WHERE seq IN (:a, :b)"), {"a": seq - 1, "b": seq})
+    conn.execute(
+        audit_events.insert(),
+        [_seal({**b, "seq": seq - 1}), _seal({**a, "seq": seq, "prev_hash": b["hash"]})],
+    )
+    return seq - 1
+
+
+@pytest.mark.parametrize(
+    "tampering", [_delete_range_start, _insert_before_range_start, _swap_across_range_start]
+)
+def test_parallel_names_the_same_first_bad_seq_at_range_edges(
+    tampering: Callable[[Connection, int], int],
+    tamper: Connection,
+    filled: Engine,
+    db_url: str,
+    signer: NoteSigner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("audit.verify.PARALLEL_THRESHOLD", 10)
+    seq = tampering(tamper, split_ranges(N, 3)[20][0])
+    tamper.commit()
+    with pytest.raises(ChainError) as single:
+        _verify(filled, signer)
+    with pytest.raises(ChainError) as parallel:
+        verify_database(db_url, signer.public_key_text(), workers=3)
+    assert single.value.seq == parallel.value.seq == seq, (single.value, parallel.value)
