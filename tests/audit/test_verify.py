@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, select, text
@@ -257,6 +260,37 @@ def test_parallel_verification_agrees(
     with pytest.raises(ChainError) as caught:
         verify_database(db_url, signer.public_key_text(), workers=3)
     assert caught.value.seq == 450
+
+
+MAIN_SCRIPT = """
+import pathlib, sys
+with open(sys.argv[1], "a") as marker:
+    marker.write("main module ran\\n")
+if __name__ == "__main__":
+    import audit.verify
+    audit.verify.PARALLEL_THRESHOLD = 10
+    key = pathlib.Path(sys.argv[3]).read_text()
+    report = audit.verify.verify_database(sys.argv[2], key, workers=3)
+    print(report.events, report.workers)
+"""
+
+
+def test_workers_do_not_rerun_the_callers_main_module(
+    filled: Engine, db_url: str, signer: NoteSigner, tmp_path: Path
+) -> None:
+    """Under the ``arbiter`` console script, re-running __main__ would import the whole CLI."""
+    script, marker, key = tmp_path / "main.py", tmp_path / "marker", tmp_path / "key"
+    script.write_text(MAIN_SCRIPT)
+    key.write_text(signer.public_key_text())
+    done = subprocess.run(
+        [sys.executable, str(script), str(marker), db_url, str(key)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.split() == [str(N), "3"]
+    assert marker.read_text().splitlines() == ["main module ran"]
 
 
 def test_split_ranges_cover_the_log_in_aligned_steps() -> None:
