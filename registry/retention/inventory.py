@@ -7,8 +7,10 @@ Core statement each and joined in memory into
 
 OCI manifests with a ``subject`` (the SBOM referrers the registry attaches,
 signatures, attestations) are accessories of their image, as in Harbor's tag
-retention: rules neither select them nor count them among an image's
-versions, or "keep the last 10" would keep five images and their SBOMs.
+retention: while their subject lives, rules neither select them nor count
+them among an image's versions, or "keep the last 10" would keep five images
+and their SBOMs. An accessory whose subject is gone is an untagged version
+like any other, so the next run's ``untagged`` rule removes it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,18 @@ def _table(model: Any) -> Table:
 _R, _P, _V = _table(Repository), _table(Package), _table(Version)
 _T, _F = _table(Tag), _table(ArtifactFile)
 _M = _table(OciManifest)
-_ACCESSORY = exists().where(_M.c.version_id == _V.c.id, _M.c.subject_digest.is_not(None))
+_SUBJECT = _M.alias("subject")
+# A manifest whose subject is still a live manifest of the same image; once the
+# subject is gone the accessory is an ordinary (untagged) version again.
+_ACCESSORY = exists().where(
+    _M.c.version_id == _V.c.id,
+    _M.c.subject_digest.is_not(None),
+    exists().where(
+        _SUBJECT.c.repository_id == _M.c.repository_id,
+        _SUBJECT.c.image == _M.c.image,
+        _SUBJECT.c.digest == _M.c.subject_digest,
+    ),
+)
 
 
 def utc(moment: datetime | None) -> datetime | None:

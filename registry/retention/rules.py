@@ -25,7 +25,8 @@ Semantics follow Harbor's tag retention and Harness cleanup policies:
   report names the rule that kept it).
 
 OCI accessories (manifests with a ``subject``: SBOM referrers, signatures)
-are not versions to these rules; they stay with their image.
+are not versions to these rules while their image lives; they stay with it,
+and are untagged versions once it is gone.
 
 "Most recent" is by push time, or with ``order: version`` by the format's
 version order (:mod:`registry.retention.ordering`).

@@ -109,3 +109,11 @@ def test_sbom_referrers_are_accessories_not_versions(retention_app: RetentionApp
         assert _manifest_status(app, image.digest) == 200
         (sbom,) = referrers[image.digest]
         assert _manifest_status(app, sbom["digest"]) == 200
+    # Its image gone, the first SBOM is an untagged version: the next run removes it.
+    # (HEAD: a GET is a pull, and the policy keeps what was pulled in the last 30 days.)
+    (orphan,) = referrers[images[0].digest]
+    exists = f"/v2/{NAME}/manifests/{orphan['digest']}"
+    assert app.client.head(exists, headers=app.headers()).status_code == 200
+    again = app.run()["report"]
+    assert {e["version"] for e in again["deleted"]} == {orphan["digest"]}, again["vetoed"]
+    assert app.client.head(exists, headers=app.headers()).status_code == 404
