@@ -39,19 +39,20 @@ def import_(
     data: DataOption = None,
 ) -> None:
     """Import OSV records (idempotent: unchanged records are left alone)."""
-    from audit import AuditLog
+    from registry.auth import Subject
     from registry.config import Settings
-    from registry.db import Database, upgrade
+    from registry.services import build_services
     from registry.supplychain.errors import VulnDbError
     from registry.supplychain.vulndb.importer import import_path
 
     if not path.exists():
         raise CliError(f"{path} does not exist", "give an OSV export zip or a directory")
     settings = Settings(data=data) if data is not None else Settings()
-    db = Database(settings.database_url)
-    actor = {"id": "vulndb-import", "kind": "robot", "user": getpass.getuser()}
+    # Opening the services migrates the database; the import is recorded
+    # through the governor like every other audited change.
+    services = build_services(settings)
+    importer = Subject(id="vulndb-import", kind="robot")
     try:
-        upgrade(db.write_engine)
         with Progress(
             TextColumn("[bold]importing[/] {task.description}"),
             BarColumn(),
@@ -65,11 +66,17 @@ def import_(
             def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = import_path(db, AuditLog(), path, actor=actor, progress=advance)
+            report = import_path(
+                services.governor,
+                path,
+                subject=importer,
+                progress=advance,
+                details={"os_user": getpass.getuser()},
+            )
     except VulnDbError as error:
         raise CliError(error.message, "give an OSV export zip or a directory of OSV JSON") from None
     finally:
-        db.dispose()
+        services.close()
     out.print(
         f"{report.records} records: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.skipped} skipped; "

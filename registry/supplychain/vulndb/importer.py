@@ -8,7 +8,8 @@ unchanged is left alone, a changed one replaces its rows, a new one is
 added. Batches commit as they go (a progress callback hears of each); the
 import's row -- with the new revision when anything changed, which is what
 sends stored SBOMs to be rescanned -- and its ``vulndb.import`` audit event
-commit together at the end.
+commit together at the end, through :meth:`Governor.record` like every other
+change the registry audits.
 
 Hostile feeds are bounded: a member or file larger than :data:`MAX_RECORD`
 or not JSON is skipped and counted, never loaded.
@@ -22,16 +23,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlmodel import Session
 
-from audit.events import EventDraft
 from registry.db import Database
 from registry.supplychain.errors import VulnDbError
 from registry.supplychain.models import OsvAdvisory, OsvAffected, VulnDbImport
 from registry.supplychain.vulndb import revision
 from registry.supplychain.vulndb.records import Advisory, parse
+
+if TYPE_CHECKING:
+    from registry.auth import Subject
+    from registry.governance.governor import Governor
 
 MAX_RECORD = 16 * 1024 * 1024
 BATCH = 1000
@@ -40,12 +45,6 @@ IMPORT_ACTION = "vulndb.import"
 Progress = Callable[[int, int], None]
 _ADVISORIES = OsvAdvisory.__table__  # type: ignore[attr-defined]
 _AFFECTED = OsvAffected.__table__  # type: ignore[attr-defined]
-
-
-class AuditWriter(Protocol):
-    """What the importer needs of :class:`audit.AuditLog`."""
-
-    def append(self, conn: Any, draft: EventDraft) -> Any: ...
 
 
 @dataclass
@@ -111,14 +110,18 @@ def iter_raw(path: Path) -> Iterator[tuple[str, bytes | None]]:
 
 
 def import_path(
-    db: Database,
-    audit: AuditWriter,
+    governor: Governor,
     path: Path,
     *,
-    actor: dict[str, Any],
+    subject: Subject,
     progress: Progress | None = None,
+    details: dict[str, Any] | None = None,
 ) -> ImportReport:
-    """Import every record under ``path``; returns what changed."""
+    """Import every record under ``path``; returns what changed.
+
+    ``details`` are added to the audit event's (who ran it, from where).
+    """
+    db = governor.db
     if not path.exists():
         raise VulnDbError(f"{path} does not exist")
     report = ImportReport(source=str(path))
@@ -142,11 +145,12 @@ def import_path(
     if batch:
         _write(db, batch, report, changes)
     report.records = done
-    with db.writer() as session:
-        conn = session.connection()
-        previous = revision.current(conn)
-        report.revision = revision.next_revision(previous, changes) if changes else previous
-        conn.execute(
+    with db.reader() as session:
+        previous = revision.current(session.connection())
+    report.revision = revision.next_revision(previous, changes) if changes else previous
+
+    def record_import(session: Session) -> None:
+        session.connection().execute(
             insert(VulnDbImport.__table__).values(  # type: ignore[attr-defined]
                 source=report.source[:1024],
                 records=report.records,
@@ -155,21 +159,16 @@ def import_path(
                 unchanged=report.unchanged,
                 skipped=report.skipped,
                 revision=report.revision if changes else "",
-                imported_by=str(actor.get("id", ""))[:128],
+                imported_by=subject.id[:128],
                 started_at=started,
                 finished_at=datetime.now(UTC),
             )
         )
-        audit.append(
-            conn,
-            EventDraft(
-                actor=actor,
-                action=IMPORT_ACTION,
-                resource={"vulndb": "osv"},
-                outcome="committed",
-                details=report.to_json(),
-            ),
-        )
+
+    resource = {"vulndb": "osv"}
+    governor.record(
+        subject, IMPORT_ACTION, resource, record_import, {**report.to_json(), **(details or {})}
+    )
     return report
 
 

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from registry.auth import Subject
 from registry.supplychain.rescan import Rescanner
 from registry.supplychain.sbom import validate
 from registry.supplychain.vulndb.importer import import_path
@@ -27,7 +28,7 @@ def _events(app: RegistryApp, action: str) -> list[dict[str, Any]]:
 
 
 def _import(app: RegistryApp, records: Path) -> None:
-    import_path(app.services.db, app.services.audit, records, actor={"id": "t", "kind": "robot"})
+    import_path(app.services.governor, records, subject=Subject(id="t", kind="robot"))
 
 
 def test_a_wheel_with_a_denied_license_is_refused_at_push(app: RegistryApp) -> None:

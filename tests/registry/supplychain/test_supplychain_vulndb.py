@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from audit import AuditLog
+from registry.auth import Subject
 from registry.cli.main import app as cli
-from registry.db import Database, upgrade
+from registry.config import Settings
+from registry.services import build_services
 from registry.supplychain.vulndb import records, severity, versions
 from registry.supplychain.vulndb.ecosystems import keys
 from registry.supplychain.vulndb.importer import import_path
@@ -20,7 +21,7 @@ from registry.supplychain.vulndb.matcher import match
 from registry.supplychain.vulndb.ranges import parse_range
 from tests.registry.supplychain.conftest import osv_path
 
-ACTOR = {"id": "test", "kind": "robot"}
+ACTOR = Subject(id="test", kind="robot")
 
 
 def _index(directory: Path) -> AdvisoryIndex:
@@ -129,15 +130,15 @@ def test_cvss_scores() -> None:
 
 
 def test_import_is_idempotent_and_makes_revisions(tmp_path: Path, osv_records: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
-    upgrade(db.write_engine)
+    services = build_services(Settings(data=tmp_path / "data"))
+    governor, db = services.governor, services.db
     seen: list[tuple[int, int]] = []
     first = import_path(
-        db, AuditLog(), osv_records, actor=ACTOR, progress=lambda d, t: seen.append((d, t))
+        governor, osv_records, subject=ACTOR, progress=lambda d, t: seen.append((d, t))
     )
     assert first.added == len(list(osv_records.glob("*.json"))) and first.revision
     assert seen[-1][0] == seen[-1][1] == first.records
-    again = import_path(db, AuditLog(), osv_records, actor=ACTOR)
+    again = import_path(governor, osv_records, subject=ACTOR)
     assert (again.added, again.updated, again.unchanged) == (0, 0, first.records)
     assert again.revision == first.revision
     record = osv_records / "PYSEC-2023-138.json"
@@ -145,7 +146,7 @@ def test_import_is_idempotent_and_makes_revisions(tmp_path: Path, osv_records: P
     changed["modified"] = "2030-01-01T00:00:00Z"
     record.write_text(json.dumps(changed))
     (osv_records / "junk.json").write_text("{not json")
-    third = import_path(db, AuditLog(), osv_records, actor=ACTOR)
+    third = import_path(governor, osv_records, subject=ACTOR)
     assert (third.updated, third.skipped) == (1, 1)
     assert third.revision != first.revision
     with db.reader() as session:
@@ -159,7 +160,7 @@ def test_import_is_idempotent_and_makes_revisions(tmp_path: Path, osv_records: P
         "PYSEC-2023-138"
     ]
     assert events == 3
-    db.dispose()
+    services.close()
 
 
 def test_cli_imports_a_whole_osv_zip(tmp_path: Path) -> None:
