@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -324,3 +326,39 @@ def save_results(
         ],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def wrk_rate(
+    what: str,
+    label: str,
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    seconds: int,
+    connections: int = 16,
+    max_error_share: float = 0.0,
+) -> float:
+    """Requests/s of ``wrk -t2 -c<connections>`` on ``url``, printed as one line.
+
+    Answers other than 2xx/3xx beyond ``max_error_share`` of the total fail the
+    run; below it (a decision that timed out under load is a fail-closed 403)
+    they are printed, not hidden.
+    """
+    wrk = shutil.which("wrk") or "/usr/bin/wrk"
+    args = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for key, value in headers.items():
+        args += ["-H", f"{key}: {value}"]
+    done = subprocess.run([*args, url], capture_output=True, text=True, check=True)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
+    total = re.search(r"(\d+) requests in", done.stdout)
+    if errors and (total is None or int(errors[1]) > max_error_share * int(total[1])):
+        raise RuntimeError(f"{label}: wrk saw errors\n{done.stdout}")
+    if errors:
+        print(f"  {label}: {errors[1]} of {total[1] if total else '?'} answers were not 2xx")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk printed no rate:\n{done.stdout}")
+    latency = re.search(r"Latency\s+(\S+)", done.stdout)
+    print(f"  {what} {label:<24} {float(match[1]):8.1f} req/s "
+          f"(mean latency {latency[1] if latency else '?'})", flush=True)  # fmt: skip
+    return float(match[1])

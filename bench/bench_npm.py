@@ -31,7 +31,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -44,7 +43,16 @@ from typing import Any
 
 import httpx
 
-from bench._util import Row, ServerProcess, Timer, free_port, median, print_table, save_results
+from bench._util import (
+    Row,
+    ServerProcess,
+    Timer,
+    free_port,
+    median,
+    print_table,
+    save_results,
+    wrk_rate,
+)
 
 ROUNDS = int(os.environ.get("ARBITER_BENCH_ROUNDS", "3"))
 WRK_SECONDS = int(os.environ.get("ARBITER_BENCH_WRK_SECONDS", "10"))
@@ -233,25 +241,9 @@ def create_repository(client: httpx.Client, registry: Registry) -> None:
 # -- measurements ----------------------------------------------------------------------
 
 
-def wrk_rate(label: str, url: str, headers: dict[str, str]) -> float:
-    wrk = shutil.which("wrk") or "/usr/bin/wrk"
-    args = [wrk, "-t2", f"-c{CONCURRENCY}", f"-d{WRK_SECONDS}s", "--latency"]
-    for key, value in headers.items():
-        args += ["-H", f"{key}: {value}"]
-    done = subprocess.run([*args, url], capture_output=True, text=True, check=True)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
-    total = re.search(r"(\d+) requests in", done.stdout)
-    if errors and total and int(errors[1]) > MAX_ERROR_SHARE * int(total[1]):
-        raise RuntimeError(f"{label}: wrk saw errors\n{done.stdout}")
-    if errors:  # a decision timed out under load: refused (fail closed), shown, not hidden
-        print(f"  {label}: {errors[1]} of {total[1] if total else '?'} answers were not 2xx")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    if match is None:
-        raise RuntimeError(f"wrk printed no rate:\n{done.stdout}")
-    latency = re.search(r"Latency\s+(\S+)", done.stdout)
-    print(f"  packument {label:<24} {float(match[1]):8.1f} req/s "
-          f"(mean latency {latency[1] if latency else '?'})", flush=True)  # fmt: skip
-    return float(match[1])
+def packument_rate(label: str, url: str, headers: dict[str, str]) -> float:
+    return wrk_rate("packument", label, url, headers, seconds=WRK_SECONDS,
+                    connections=CONCURRENCY, max_error_share=MAX_ERROR_SHARE)  # fmt: skip
 
 
 def npm_install(registry: Registry, project: Path, cache: Path) -> float:
@@ -330,10 +322,10 @@ def measure(workdir: Path, admin_token: str) -> dict[str, Figures]:
         authenticated = {**accept, "Authorization": f"Bearer {ours.token}"}
         for round_no in range(ROUNDS):
             for registry in registries if round_no % 2 == 0 else registries[::-1]:
-                rate = wrk_rate(registry.name, f"{registry.url}{MEASURED}", accept)
+                rate = packument_rate(registry.name, f"{registry.url}{MEASURED}", accept)
                 figures[registry.name].packument_rps.append(rate)
             figures["arbiter"].packument_rps_token.append(
-                wrk_rate("arbiter (token)", f"{ours.url}{MEASURED}", authenticated)
+                packument_rate("arbiter (token)", f"{ours.url}{MEASURED}", authenticated)
             )
     except BaseException:
         for registry in registries:

@@ -27,10 +27,8 @@ import concurrent.futures
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -51,6 +49,7 @@ from bench._util import (
     save_results,
     tune_httpx_reads,
     write_random_file,
+    wrk_rate,
 )
 
 SIZE = int(os.environ.get("ARBITER_BENCH_SIZE_MB", "1024")) * MiB
@@ -269,23 +268,11 @@ def push_manifest(client: httpx.Client, target: Target) -> str:
     return url
 
 
-def wrk_rate(target: Target, url: str) -> float:
-    """Requests/s of ``wrk -t2 -c16`` on ``url``; every response must be a 200."""
-    wrk = shutil.which("wrk") or "/usr/bin/wrk"
-    args = [wrk, "-t2", f"-c{CONCURRENCY}", f"-d{WRK_SECONDS}s", "--latency"]
-    args += ["-H", f"Accept: {OCI_MANIFEST}"]
-    for key, value in target.headers().items():
-        args += ["-H", f"{key}: {value}"]
-    done = subprocess.run([*args, url], capture_output=True, text=True, check=True)
-    if "Non-2xx" in done.stdout:
-        raise RuntimeError(f"{target.name}: wrk saw errors\n{done.stdout}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    if match is None:
-        raise RuntimeError(f"wrk printed no rate:\n{done.stdout}")
-    latency = re.search(r"Latency\s+(\S+)", done.stdout)
-    print(f"  manifest GET {target.name:<16} {float(match[1]):8.1f} req/s "
-          f"(mean latency {latency[1] if latency else '?'})", flush=True)  # fmt: skip
-    return float(match[1])
+def manifest_rate(target: Target, url: str) -> float:
+    """Manifest GETs per second; every answer must be a 200."""
+    headers = {"Accept": OCI_MANIFEST, **target.headers()}
+    return wrk_rate("manifest GET", target.name, url, headers, seconds=WRK_SECONDS,
+                    connections=CONCURRENCY)  # fmt: skip
 
 
 def report(figures: dict[str, Figures]) -> list[Row]:
@@ -334,7 +321,7 @@ def main() -> None:
                 small_pulls(client, targets, figures)
                 urls = {t.name: push_manifest(client, t) for t in targets}
                 for target in targets:
-                    figures[target.name].manifest_rps = wrk_rate(target, urls[target.name])
+                    figures[target.name].manifest_rps = manifest_rate(target, urls[target.name])
             except BaseException:
                 for target in targets:
                     print(target.server.log_tail())

@@ -32,7 +32,6 @@ import base64
 import concurrent.futures
 import hashlib
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -44,7 +43,16 @@ from pathlib import Path
 
 import httpx
 
-from bench._util import Row, ServerProcess, Timer, free_port, median, print_table, save_results
+from bench._util import (
+    Row,
+    ServerProcess,
+    Timer,
+    free_port,
+    median,
+    print_table,
+    save_results,
+    wrk_rate,
+)
 
 PACKAGES = int(os.environ.get("ARBITER_BENCH_PACKAGES", "500"))
 DOWNLOADS = int(os.environ.get("ARBITER_BENCH_DOWNLOADS", "50"))
@@ -179,26 +187,9 @@ def upload_all(server: ServerProcess, admin_token: str, files: list[Path]) -> No
 # -- measurements ----------------------------------------------------------------------
 
 
-def wrk_rate(name: str, url: str, headers: dict[str, str]) -> float:
-    """Requests/s of ``wrk -t2 -c16`` on ``url``; every response must be a 200."""
-    wrk = shutil.which("wrk") or "/usr/bin/wrk"
-    args = [wrk, "-t2", f"-c{CONCURRENCY}", f"-d{WRK_SECONDS}s", "--latency"]
-    for key, value in headers.items():
-        args += ["-H", f"{key}: {value}"]
-    done = subprocess.run([*args, url], capture_output=True, text=True, check=True)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
-    total = re.search(r"(\d+) requests in", done.stdout)
-    if errors and total and int(errors[1]) > MAX_ERROR_SHARE * int(total[1]):
-        raise RuntimeError(f"{name}: wrk saw errors\n{done.stdout}")
-    if errors:  # a decision timed out under load: refused (fail closed), shown, not hidden
-        print(f"  {name}: {errors[1]} of {total[1] if total else '?'} answers were not 2xx")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    if match is None:
-        raise RuntimeError(f"wrk printed no rate:\n{done.stdout}")
-    latency = re.search(r"Latency\s+(\S+)", done.stdout)
-    print(f"  project page {name:<24} {float(match[1]):8.1f} req/s "
-          f"(mean latency {latency[1] if latency else '?'})", flush=True)  # fmt: skip
-    return float(match[1])
+def page_rate(label: str, url: str, headers: dict[str, str]) -> float:
+    return wrk_rate("project page", label, url, headers, seconds=WRK_SECONDS,
+                    connections=CONCURRENCY, max_error_share=MAX_ERROR_SHARE)  # fmt: skip
 
 
 def pip_download(index: str, target: Path) -> float:
@@ -277,9 +268,9 @@ def measure(workdir: Path, admin_token: str) -> dict[str, Figures]:
         authenticated = {**accept, "Authorization": f"Basic {token}"}
         for round_no in range(ROUNDS):
             for name in order if round_no % 2 == 0 else order[::-1]:
-                figures[name].page_rps.append(wrk_rate(name, pages[name], accept))
+                figures[name].page_rps.append(page_rate(name, pages[name], accept))
             figures["arbiter"].page_rps_token.append(
-                wrk_rate("arbiter (token)", pages["arbiter"], authenticated)
+                page_rate("arbiter (token)", pages["arbiter"], authenticated)
             )
     except BaseException:
         for server in servers.values():
