@@ -52,6 +52,13 @@ def _digest(state: PackageState, version: str | None) -> str | None:
     return row.tarball.digest if row is not None and row.tarball is not None else None
 
 
+def _resource(repo: str, name: str, version: str, state: PackageState) -> Resource:
+    """A version of the package, with its tarball's digest."""
+    return Resource(
+        repository=repo, format=FORMAT, name=name, version=version, digest=_digest(state, version)
+    )
+
+
 async def _govern(
     services: Services,
     subject: Subject,
@@ -87,13 +94,7 @@ async def move_tag(
         details.update(previous_version=previous, previous_digest=previous_digest)
     action = Action(
         verb=TAG,
-        resource=Resource(
-            repository=repo,
-            format=FORMAT,
-            name=name,
-            version=version,
-            digest=_digest(state, version),
-        ),
+        resource=_resource(repo, name, version, state),
         tag=TagChange(name=tag, current_digest=previous_digest),
         details=details,
     )
@@ -152,13 +153,7 @@ async def deprecate(
         details["removed"] = True
     action = Action(
         verb=TAG,
-        resource=Resource(
-            repository=repo,
-            format=FORMAT,
-            name=name,
-            version=version,
-            digest=_digest(state, version),
-        ),
+        resource=_resource(repo, name, version, state),
         tag=TagChange(name="deprecated"),
         details=details,
     )
@@ -181,13 +176,7 @@ async def unpublish(
     """Delete one version (a governed delete); its tags go with it."""
     action = Action(
         verb=DELETE,
-        resource=Resource(
-            repository=repo,
-            format=FORMAT,
-            name=name,
-            version=version,
-            digest=_digest(state, version),
-        ),
+        resource=_resource(repo, name, version, state),
         details={"reason": "unpublish"},
     )
 

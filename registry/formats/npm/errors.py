@@ -8,15 +8,12 @@ says that it needs credentials (``npm login`` or an ``_authToken`` in .npmrc).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from registry.errors import ArbiterError, PolicyDenied, Unauthorized
+from registry.web.format_routes import rendering_route
 
 CHALLENGE = 'Basic realm="arbiter", charset="UTF-8"'
 
@@ -36,19 +33,7 @@ def render(error: ArbiterError) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class NpmRoute(APIRoute):
-    """A route whose registry errors are rendered as :func:`render` does."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ArbiterError as error:
-                return render(error)
-            except RequestValidationError as error:
-                problems = "; ".join(str(e.get("msg", e)) for e in error.errors())
-                return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400)
-
-        return route
+NpmRoute = rendering_route(
+    lambda error, _request: render(error),
+    lambda message: JSONResponse({"error": message}, status_code=400),
+)

@@ -11,16 +11,12 @@ of the index URL, keyring or netrc.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from registry.errors import ArbiterError, PolicyDenied, Unauthorized
 from registry.web import denial_links
+from registry.web.format_routes import rendering_route
 
 CHALLENGE = 'Basic realm="arbiter", charset="UTF-8"'
 
@@ -62,19 +58,6 @@ def _to_reasons(error: PolicyDenied, request: Request) -> Response:
     return response
 
 
-class PypiRoute(APIRoute):
-    """A route whose registry errors are rendered as :func:`render` does."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ArbiterError as error:
-                return render(error, request)
-            except RequestValidationError as error:
-                problems = "; ".join(str(e.get("msg", e)) for e in error.errors())
-                return PlainTextResponse(f"invalid request: {problems}\n", status_code=400)
-
-        return route
+PypiRoute = rendering_route(
+    render, lambda message: PlainTextResponse(message + "\n", status_code=400)
+)
