@@ -7,10 +7,12 @@ its versions is the same for all of them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session, select
 
 from registry.db.models import Package, Version
-from registry.errors import BadRequest
+from registry.errors import NotFound, WrongFormat
 from registry.governance.facts import find_repository
 
 
@@ -31,7 +33,7 @@ def package_in(
     repo = find_repository(session, repository)
     if fmt is not None and repo.format != fmt:
         what = fmt_label or fmt
-        raise BadRequest(f"repository {repository!r} holds {repo.format} artifacts, not {what}")
+        raise WrongFormat(f"repository {repository!r} holds {repo.format} artifacts, not {what}")
     package = session.exec(
         select(Package).where(Package.repository_id == repo.id, Package.name == name)
     ).first()
@@ -46,3 +48,18 @@ def version_of(session: Session, package: Package, version: str) -> Version | No
     return session.exec(
         select(Version).where(Version.package_id == package.id, Version.version == version)
     ).first()
+
+
+def checked_repository(row: Any, repository: str, fmt: str, what: str) -> Any:
+    """A format lookup's repository row (with a ``format`` column), or why there is none.
+
+    NotFound names the command that creates it; WrongFormat says what it holds.
+    """
+    if row is None:
+        raise NotFound(
+            f"repository {repository!r} not found; "
+            f"create it with 'arbiter repo create {repository} --format {fmt}'"
+        )
+    if row.format != fmt:
+        raise WrongFormat(f"repository {repository!r} holds {row.format} artifacts, not {what}")
+    return row

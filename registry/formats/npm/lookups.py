@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, select
 
+from registry.catalog import checked_repository
 from registry.db.models import ArtifactFile, Package, Repository, Tag, Version
-from registry.errors import BadRequest, NotFound
 
 FORMAT = "npm"
 
@@ -62,14 +62,7 @@ class PackageState:
 
 
 def _checked(row: Any, repository: str) -> Any:
-    if row is None:
-        raise NotFound(
-            f"repository {repository!r} not found; "
-            f"create it with 'arbiter repo create {repository} --format npm'"
-        )
-    if row.format != FORMAT:
-        raise BadRequest(f"repository {repository!r} holds {row.format} artifacts, not npm")
-    return row
+    return checked_repository(row, repository, FORMAT, "npm")
 
 
 def _aware(moment: datetime) -> datetime:

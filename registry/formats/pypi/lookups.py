@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, select
 
+from registry.catalog import checked_repository
 from registry.db.models import ArtifactFile, Package, Repository, Version
-from registry.errors import BadRequest, NotFound
 
 FORMAT = "pypi"
 
@@ -59,16 +59,7 @@ class Release:
 
 
 def _checked(row: Any, repository: str) -> Any:
-    if row is None:
-        raise NotFound(
-            f"repository {repository!r} not found; "
-            f"create it with 'arbiter repo create {repository} --format pypi'"
-        )
-    if row.format != FORMAT:
-        raise BadRequest(
-            f"repository {repository!r} holds {row.format} artifacts, not Python packages"
-        )
-    return row
+    return checked_repository(row, repository, FORMAT, "Python packages")
 
 
 def _aware(moment: datetime) -> datetime:
@@ -76,17 +67,19 @@ def _aware(moment: datetime) -> datetime:
 
 
 _REPOSITORY = select(_R.c.id, _R.c.format).where(_R.c.name == bindparam("repository"))
+# What :func:`_file` reads, with the repository's format for :func:`_checked`.
+_FILE_COLUMNS = (
+    _R.c.format,
+    _V.c.id.label("version_id"),
+    _V.c.version,
+    _F.c.filename,
+    _F.c.blob_digest,
+    _F.c.size,
+    _F.c.created_at,
+    _F.c.meta,
+)
 _PROJECT_FILES = (
-    select(
-        _R.c.format,
-        _V.c.id.label("version_id"),
-        _V.c.version,
-        _F.c.filename,
-        _F.c.blob_digest,
-        _F.c.size,
-        _F.c.created_at,
-        _F.c.meta,
-    )
+    select(*_FILE_COLUMNS)
     .select_from(
         _R.outerjoin(_P, and_(_P.c.repository_id == _R.c.id, _P.c.name == bindparam("name")))
         .outerjoin(_V, _V.c.package_id == _P.c.id)
@@ -110,16 +103,7 @@ _RELEASES = (
     .where(_R.c.name == bindparam("repository"))
 )
 _ONE_FILE = (
-    select(
-        _R.c.format,
-        _V.c.id.label("version_id"),
-        _V.c.version,
-        _F.c.filename,
-        _F.c.blob_digest,
-        _F.c.size,
-        _F.c.created_at,
-        _F.c.meta,
-    )
+    select(*_FILE_COLUMNS)
     .select_from(
         _R.outerjoin(_P, and_(_P.c.repository_id == _R.c.id, _P.c.name == bindparam("name")))
         .outerjoin(_V, and_(_V.c.package_id == _P.c.id, _V.c.version == bindparam("version")))
