@@ -193,3 +193,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = start_server(tmp_path_factory.mktemp("live") / "data")
     yield server
     stop_server(server)
+
+
+@contextlib.contextmanager
+def server_with_repositories(data: Path, *repositories: dict[str, object]) -> Iterator[LiveServer]:
+    """A real server whose admin has created ``repositories`` (API bodies) before use."""
+    server = start_server(data)
+    try:
+        headers = {"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}
+        for body in repositories:
+            response = httpx.post(f"{server.url}/api/v1/repositories", json=body, headers=headers)
+            assert response.status_code == 201, response.text
+        yield server
+    finally:
+        stop_server(server)

@@ -20,25 +20,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.registry.conftest import LIVE_ADMIN_TOKEN, LiveServer, start_server, stop_server
+from tests.registry.conftest import LIVE_ADMIN_TOKEN, LiveServer, server_with_repositories
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("npm-live") / "data")
-    try:
-        headers = {"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}
-        for body in (
-            {"name": "js", "format": "npm"},
-            {"name": "pubjs", "format": "npm", "labels": {"public": "true"}},
-        ):
-            response = httpx.post(f"{server.url}/api/v1/repositories", json=body, headers=headers)
-            assert response.status_code == 201, response.text
+    with server_with_repositories(
+        tmp_path_factory.mktemp("npm-live") / "data",
+        {"name": "js", "format": "npm"},
+        {"name": "pubjs", "format": "npm", "labels": {"public": "true"}},
+    ) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(scope="module")

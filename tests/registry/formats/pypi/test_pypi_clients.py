@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.registry.conftest import LIVE_ADMIN_TOKEN, LiveServer, start_server, stop_server
+from tests.registry.conftest import LIVE_ADMIN_TOKEN, LiveServer, server_with_repositories
 from tests.registry.formats.pypi.pypi_builders import sdist, wheel
 from tests.registry.formats.pypi.pypi_tools import Tools, run, tools_in_venv
 
@@ -27,18 +27,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("pypi-live") / "data")
-    try:
-        headers = {"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}
-        for body in (
-            {"name": "py", "format": "pypi"},
-            {"name": "pub", "format": "pypi", "labels": {"public": "true"}},
-        ):
-            response = httpx.post(f"{server.url}/api/v1/repositories", json=body, headers=headers)
-            assert response.status_code == 201, response.text
+    with server_with_repositories(
+        tmp_path_factory.mktemp("pypi-live") / "data",
+        {"name": "py", "format": "pypi"},
+        {"name": "pub", "format": "pypi", "labels": {"public": "true"}},
+    ) as server:
         yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture(scope="module")
