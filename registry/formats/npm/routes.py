@@ -283,16 +283,16 @@ async def delete_tarball(
 # -- packages --------------------------------------------------------------------------
 
 
-@router.put("/{repo}/{raw_name:path}/-rev/{rev}")
+@router.put("/{repo}/{raw_name:path}/-rev/{rev}")  # npm deprecate, unpublish of a version
 async def update_package(
     repo: str,
     raw_name: str,
-    rev: str,
     request: Request,
     services: ServicesDep,
     subject: SubjectDep,
     context: ContextDep,
 ) -> Response:
+    """A publish, or a changed document of the package: the same governed road."""
     name = _name(raw_name)
     result = await put_package(repo, name, request, services, subject, context)
     return JSONResponse(result, status_code=201)
@@ -345,15 +345,5 @@ async def get_package(repo: str, raw_name: str, request: Request) -> Response:
     return JSONResponse(packument.full(base, state))
 
 
-@router.put("/{repo}/{raw_name:path}")
-async def publish(
-    repo: str,
-    raw_name: str,
-    request: Request,
-    services: ServicesDep,
-    subject: SubjectDep,
-    context: ContextDep,
-) -> Response:
-    name = _name(raw_name)
-    result = await put_package(repo, name, request, services, subject, context)
-    return JSONResponse(result, status_code=201)
+# Registered last: this path would also match every more specific PUT above.
+router.put("/{repo}/{raw_name:path}")(update_package)
