@@ -27,7 +27,7 @@ async def get_findings(
 ) -> dict[str, Any]:
     """Scan status, counts by severity and every finding (advisory, component, fix)."""
     name, version = split(path, "findings")
-    await run_in_threadpool(may_read, services, subject, context, repository)
+    await run_in_threadpool(may_read, services, subject, context, repository, "findings")
 
     def load() -> dict[str, Any]:
         with services.db.reader() as session:

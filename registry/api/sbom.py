@@ -2,7 +2,7 @@
 
 Reading needs what pulling from the repository needs (the policy decides,
 at repository level, so an artifact whose findings block its pull can still
-show why). Uploading is a governed push of the artifact; the work is in
+show why), and is audited as a listing. Uploading is a governed push of the artifact; the work is in
 :mod:`registry.supplychain.producer`.
 """
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from registry.errors import BadRequest, NotFound, PayloadTooLarge, PolicyDenied
+from registry.errors import BadRequest, NotFound, PayloadTooLarge
 from registry.governance import PULL, Action, Resource
 from registry.governance.facts import find_repository
 from registry.supplychain import documents, producer, storage
@@ -33,13 +33,19 @@ def split(path: str, what: str) -> tuple[str, str]:
     return name, version
 
 
-def may_read(services: ServicesDep, subject: SubjectDep, context: ContextDep, repo: str) -> None:
-    """Those the policy lets pull from ``repo`` may read its SBOMs and findings."""
-    decision = services.governor.permits(
-        subject, Action(verb=PULL, resource=Resource(repository=repo)), context
+def may_read(
+    services: ServicesDep, subject: SubjectDep, context: ContextDep, repo: str, what: str
+) -> None:
+    """Those the policy lets pull from ``repo`` may read its SBOMs and findings.
+
+    Decided and recorded like a listing: a ``pull`` of the repository with
+    ``listing`` set, so the read is evidence (and retention's "pulled
+    recently" does not count it); a refusal raises PolicyDenied.
+    """
+    action = Action(
+        verb=PULL, resource=Resource(repository=repo), details={"listing": True, "reads": what}
     )
-    if not decision.allow:
-        raise PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
+    services.governor.govern(subject, action, context)
 
 
 def _wants_xml(request: Request, fmt: str | None) -> bool:
@@ -63,7 +69,7 @@ async def get_sbom(
 ) -> Response:
     """The version's CycloneDX SBOM (several files' SBOMs merged; ``file`` picks one)."""
     name, version = split(path, "sbom")
-    await run_in_threadpool(may_read, services, subject, context, repository)
+    await run_in_threadpool(may_read, services, subject, context, repository, "sbom")
     want = documents.XML if _wants_xml(request, format) else documents.JSON
 
     def load() -> documents.Served:

@@ -116,6 +116,18 @@ def test_reading_sboms_is_decided_by_the_policy(app: RegistryApp) -> None:
     assert app.client.get("/api/v1/findings/files/demo/1.0").status_code in (401, 403)
     missing = app.client.get("/api/v1/sbom/files/demo/9.9", headers=app.headers())
     assert missing.status_code == 404
+    assert app.client.get("/api/v1/sbom/files/demo/1.0", headers=app.headers()).status_code == 200
+    reads = [
+        (e["outcome"], e["actor"]["kind"], e["details"]["reads"])
+        for e in _events(app, "pull")
+        if e["details"].get("reads")
+    ]  # every read is evidence, refused ones too
+    assert reads == [
+        ("denied", "anonymous", "sbom"),
+        ("denied", "anonymous", "findings"),
+        ("allowed", "user", "sbom"),
+        ("allowed", "user", "sbom"),
+    ]
 
 
 def test_producer_sbom_is_validated_and_kept_beside_ours(
