@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func
+from sqlalchemy import JSON, Connection, and_, bindparam, func
 from sqlalchemy import select as select_core
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
 from registry.errors import NotFound, WrongFormat
 from registry.governance.actions import Action
-from registry.supplychain.facts import version_facts
+from registry.supplychain.facts import SUMMARIES, SUMMARY_COLUMNS, summary_facts
 
 
 @dataclass(frozen=True)
@@ -47,127 +49,182 @@ def find_version(
 
 
 # gather() runs before every decision, so its statements are built once and
-# run through Core (no ORM objects): four small indexed reads per action.
+# run through Core (no ORM objects): one read per action. Each statement costs
+# far more in SQLAlchemy and the driver than in the database, so the version,
+# its size, labels, tags and scan summary come back in the repository's row.
 _REPOSITORIES, _PACKAGES = Repository.__table__, Package.__table__  # type: ignore[attr-defined]
 _VERSIONS, _FILES = Version.__table__, ArtifactFile.__table__  # type: ignore[attr-defined]
 _LABELS, _TAGS = Label.__table__, Tag.__table__  # type: ignore[attr-defined]
-_REPOSITORY_FACTS = select_core(
+
+
+class _JsonObjectAgg(FunctionElement[Any]):
+    """``json_object_agg(key, value)``; SQLite spells it ``json_group_object``."""
+
+    type = JSON()
+    name = "json_object_agg"
+    inherit_cache = True
+
+
+class _JsonAgg(FunctionElement[Any]):
+    """``json_agg(value)``; SQLite spells it ``json_group_array``."""
+
+    type = JSON()
+    name = "json_agg"
+    inherit_cache = True
+
+
+@compiles(_JsonObjectAgg)
+@compiles(_JsonAgg)
+def _postgresql_json(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
+    return f"{element.name}({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_JsonObjectAgg, "sqlite")
+def _sqlite_json_object(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
+    return f"json_group_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_JsonAgg, "sqlite")
+def _sqlite_json_array(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+_REPOSITORY_COLUMNS = (
     _REPOSITORIES.c.id,
     _REPOSITORIES.c.name,
     _REPOSITORIES.c.format,
     _REPOSITORIES.c.kind,
     _REPOSITORIES.c.labels,
-).where(_REPOSITORIES.c.name == bindparam("name"))
-_VERSION_FACTS = (
-    select_core(
-        _VERSIONS.c.id,
-        _VERSIONS.c.created_at,
-        _VERSIONS.c.last_pulled_at,
-        _VERSIONS.c.downloads,
-        _VERSIONS.c.provenance,
-        select_core(func.coalesce(func.sum(_FILES.c.size), 0))
-        .where(_FILES.c.version_id == _VERSIONS.c.id)
-        .scalar_subquery()
-        .label("size"),
-    )
-    .join(_PACKAGES, _PACKAGES.c.id == _VERSIONS.c.package_id)
-    .where(
-        _PACKAGES.c.repository_id == bindparam("repository_id"),
-        _PACKAGES.c.name == bindparam("name"),
-        _VERSIONS.c.version == bindparam("version"),
-    )
 )
-_VERSION_LABELS = select_core(_LABELS.c.key, _LABELS.c.value).where(
-    _LABELS.c.version_id == bindparam("version_id")
+# Correlated on versions.id: aggregates over no rows are NULL on PostgreSQL.
+_VERSION_COLUMNS = (
+    _VERSIONS.c.id.label("version_id"),
+    _VERSIONS.c.created_at,
+    _VERSIONS.c.last_pulled_at,
+    _VERSIONS.c.downloads,
+    _VERSIONS.c.provenance,
+    select_core(func.coalesce(func.sum(_FILES.c.size), 0))
+    .where(_FILES.c.version_id == _VERSIONS.c.id)
+    .scalar_subquery()
+    .label("size"),
+    select_core(_JsonObjectAgg(_LABELS.c.key, _LABELS.c.value))
+    .where(_LABELS.c.version_id == _VERSIONS.c.id)
+    .scalar_subquery()
+    .label("version_labels"),
+    select_core(_JsonAgg(_TAGS.c.name))
+    .where(_TAGS.c.version_id == _VERSIONS.c.id)
+    .scalar_subquery()
+    .label("version_tags"),
+    *SUMMARY_COLUMNS,
 )
-_VERSION_TAGS = select_core(_TAGS.c.name).where(_TAGS.c.version_id == bindparam("version_id"))
+_REPOSITORY_FACTS = select_core(*_REPOSITORY_COLUMNS).where(
+    _REPOSITORIES.c.name == bindparam("name")
+)
+# The repository row always comes back; the version columns are NULL when the
+# version (or its package) does not exist. Both joins hit unique indexes.
+_ARTIFACT_FACTS = (
+    select_core(*_REPOSITORY_COLUMNS, *_VERSION_COLUMNS)
+    .select_from(
+        _REPOSITORIES.outerjoin(
+            _PACKAGES,
+            and_(
+                _PACKAGES.c.repository_id == _REPOSITORIES.c.id,
+                _PACKAGES.c.name == bindparam("package"),
+            ),
+        )
+        .outerjoin(
+            _VERSIONS,
+            and_(
+                _VERSIONS.c.package_id == _PACKAGES.c.id,
+                _VERSIONS.c.version == bindparam("version"),
+            ),
+        )
+        .outerjoin(SUMMARIES, SUMMARIES.c.version_id == _VERSIONS.c.id)
+    )
+    .where(_REPOSITORIES.c.name == bindparam("name"))
+)
 
 
-def gather(session: Session, action: Action) -> Facts:
+def gather(source: Session | Connection, action: Action) -> Facts:
     """Facts for ``action``; NotFound for an unknown repository, WrongFormat for another format.
 
-    The format check comes before any decision, so a push into a repository
-    of another format is refused before its body is read.
+    ``source`` is a session or a Core connection; either way this is one
+    read. The format check comes before any decision, so a push into a
+    repository of another format is refused before its body is read.
     """
-    conn = session.connection()
+    conn = source if isinstance(source, Connection) else source.connection()
     resource = action.resource
-    repository = conn.execute(_REPOSITORY_FACTS, {"name": resource.repository}).first()
-    if repository is None:
+    row: Any
+    versioned = resource.name is not None and resource.version is not None
+    if versioned:
+        params = {
+            "name": resource.repository,
+            "package": resource.name,
+            "version": resource.version,
+        }
+        row = conn.execute(_ARTIFACT_FACTS, params).first()
+    else:
+        row = conn.execute(_REPOSITORY_FACTS, {"name": resource.repository}).first()
+    if row is None:
         raise NotFound(
             f"repository {resource.repository!r} not found; create it with 'arbiter repo create'"
         )
-    if resource.format and resource.format != repository.format:
+    if resource.format and resource.format != row.format:
         raise WrongFormat(
-            f"repository {resource.repository!r} holds {repository.format} artifacts, "
+            f"repository {resource.repository!r} holds {row.format} artifacts, "
             f"not {resource.format}; use a {resource.format} repository"
         )
-    artifact: dict[str, Any] = {}
-    if resource.name is not None and resource.version is not None:
-        params = {"repository_id": repository.id, "name": resource.name}
-        version = conn.execute(_VERSION_FACTS, {**params, "version": resource.version}).first()
-        if version is not None:
-            artifact = _version_facts(conn, version)
+    artifact = _artifact_facts(row) if versioned and row.version_id is not None else {}
     artifact.update(action.artifact)
-    repository_facts = {
-        "name": repository.name,
-        "format": repository.format,
-        "kind": repository.kind,
-        "labels": dict(repository.labels),
-    }
-    return Facts(repository=repository_facts, artifact=artifact)
+    return Facts(repository=_repository_facts(row), artifact=artifact)
 
 
-def _version_facts(conn: Connection, version: Any) -> dict[str, Any]:
-    labels = conn.execute(_VERSION_LABELS, {"version_id": version.id}).all()
-    tags = conn.execute(_VERSION_TAGS, {"version_id": version.id}).scalars().all()
-    return _artifact_facts(conn, version, {label.key: label.value for label in labels}, tags)
+def _repository_facts(row: Any) -> dict[str, Any]:
+    return {"name": row.name, "format": row.format, "kind": row.kind, "labels": dict(row.labels)}
 
 
-def _artifact_facts(
-    conn: Connection, version: Any, labels: dict[str, str], tags: Sequence[str]
-) -> dict[str, Any]:
+def _artifact_facts(row: Any) -> dict[str, Any]:
+    """The artifact facts of a row with :data:`_VERSION_COLUMNS`."""
     return {
-        "size": int(version.size),
-        "created_at": _utc(version.created_at),
-        "labels": labels,
-        "tags": sorted(tags),
-        "last_pulled_at": _utc(version.last_pulled_at),
-        "downloads": version.downloads,
-        "provenance": dict(version.provenance),
-        **version_facts(conn, version.id),  # SBOM summary, findings, scan.status
+        "size": int(row.size),
+        "created_at": _utc(row.created_at),
+        "labels": dict(row.version_labels or {}),
+        "tags": sorted(row.version_tags or ()),
+        "last_pulled_at": _utc(row.last_pulled_at),
+        "downloads": row.downloads,
+        "provenance": dict(row.provenance),
+        **summary_facts(row),  # SBOM summary, findings, scan.status
     }
 
 
-# gather_many(): the same facts for a chunk of actions, in a few statements.
+# gather_many(): the same facts for a chunk of actions, one read per chunk.
 _VERSIONS_OF = (
     select_core(
         _PACKAGES.c.name.label("package"),
         _VERSIONS.c.version,
-        *_VERSION_FACTS.selected_columns,
+        *_VERSION_COLUMNS,
     )
-    .join(_PACKAGES, _PACKAGES.c.id == _VERSIONS.c.package_id)
+    .select_from(
+        _PACKAGES.join(_VERSIONS, _VERSIONS.c.package_id == _PACKAGES.c.id).outerjoin(
+            SUMMARIES, SUMMARIES.c.version_id == _VERSIONS.c.id
+        )
+    )
     .where(
         _PACKAGES.c.repository_id == bindparam("repository_id"),
         _PACKAGES.c.name.in_(bindparam("names", expanding=True)),
         _VERSIONS.c.version.in_(bindparam("versions", expanding=True)),
     )
 )
-_LABELS_OF = select_core(_LABELS.c.version_id, _LABELS.c.key, _LABELS.c.value).where(
-    _LABELS.c.version_id.in_(bindparam("ids", expanding=True))
-)
-_TAGS_OF = select_core(_TAGS.c.version_id, _TAGS.c.name).where(
-    _TAGS.c.version_id.in_(bindparam("ids", expanding=True))
-)
 _MANY = 500  # values per IN (...) list
 
 
-def gather_many(session: Session, actions: Sequence[Action]) -> list[Facts]:
+def gather_many(source: Session | Connection, actions: Sequence[Action]) -> list[Facts]:
     """What :func:`gather` returns for each action, read with a few statements for all.
 
     For bulk work (a retention pass decides tens of thousands of actions),
-    where four reads per action would cost more than the decisions.
+    where a read per action would cost more than the decisions.
     """
-    conn = session.connection()
+    conn = source if isinstance(source, Connection) else source.connection()
     repositories: dict[str, Any] = {}
     for name in sorted({action.resource.repository for action in actions}):
         row = conn.execute(_REPOSITORY_FACTS, {"name": name}).first()
@@ -190,36 +247,17 @@ def gather_many(session: Session, actions: Sequence[Action]) -> list[Facts]:
                 "names": sorted({name for name, _version in chunk}),
                 "versions": sorted({version for _name, version in chunk}),
             }
-            for row in conn.execute(_VERSIONS_OF, params):
-                if (row.package, row.version) in pairs:
-                    versions[(repository_id, row.package, row.version)] = row
-    ids = sorted(row.id for row in versions.values())
-    labels: dict[int, dict[str, str]] = {}
-    tags: dict[int, list[str]] = {}
-    for start in range(0, len(ids), _MANY):
-        chunk = ids[start : start + _MANY]
-        for version_id, key, value in conn.execute(_LABELS_OF, {"ids": chunk}):
-            labels.setdefault(version_id, {})[key] = value
-        for version_id, name in conn.execute(_TAGS_OF, {"ids": chunk}):
-            tags.setdefault(version_id, []).append(name)
+            for version in conn.execute(_VERSIONS_OF, params):
+                if (version.package, version.version) in pairs:
+                    versions[(repository_id, version.package, version.version)] = version
     found = []
     for action in actions:
         resource = action.resource
         repository = repositories[resource.repository]
-        artifact: dict[str, Any] = {}
-        version = versions.get((repository.id, resource.name or "", resource.version or ""))
-        if version is not None:
-            artifact = _artifact_facts(
-                conn, version, dict(labels.get(version.id, {})), tags.get(version.id, [])
-            )
+        found_version = versions.get((repository.id, resource.name or "", resource.version or ""))
+        artifact = _artifact_facts(found_version) if found_version is not None else {}
         artifact.update(action.artifact)
-        repository_facts = {
-            "name": repository.name,
-            "format": repository.format,
-            "kind": repository.kind,
-            "labels": dict(repository.labels),
-        }
-        found.append(Facts(repository=repository_facts, artifact=artifact))
+        found.append(Facts(repository=_repository_facts(repository), artifact=artifact))
     return found
 
 
