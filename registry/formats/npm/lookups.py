@@ -3,15 +3,24 @@
 ``npm install`` reads a packument and a tarball per dependency, each decided
 and audited, so these statements are built once and resolve the repository
 (refusing one that is missing or of another format) in the same round trip.
+
+A package is read as a :class:`Snapshot`: its rows as the database holds
+them, manifests still JSON text. The rows are the whole source of a
+packument, so a document rendered from equal rows is the same document
+(:mod:`registry.formats.npm.rendered` reuses it); the manifests are parsed
+only when a document is rendered or a version looked into.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, select
+from sqlalchemy import Connection, Row, Table, Text, and_, bindparam, cast, select
 
 from registry.catalog import checked_repository
 from registry.db.models import ArtifactFile, Package, Repository, Tag, Version
@@ -69,18 +78,20 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# The manifests come as the JSON text stored (the cast skips the column's parsing,
+# and is the text itself on SQLite and PostgreSQL's json alike).
 _VERSIONS = (
     select(
         _R.c.format,
         _P.c.id.label("package_id"),
         _V.c.id.label("version_id"),
         _V.c.version,
-        _V.c.meta,
+        cast(_V.c.meta, Text).label("meta"),
         _V.c.created_at,
         _F.c.filename,
         _F.c.blob_digest,
         _F.c.size,
-        _F.c.meta.label("file_meta"),
+        cast(_F.c.meta, Text).label("file_meta"),
     )
     .select_from(
         _R.outerjoin(_P, and_(_P.c.repository_id == _R.c.id, _P.c.name == bindparam("name")))
@@ -118,23 +129,75 @@ def repository_exists(conn: Connection, repository: str) -> None:
     _checked(conn.execute(_REPOSITORY, {"repository": repository}).first(), repository)
 
 
-def package(conn: Connection, repository: str, name: str) -> PackageState | None:
-    """The package's state; None when it has no version in the repository."""
+# Per version: id, version, manifest text, created_at, filename, digest, size, file meta
+# text; then the dist-tags in the order read.
+Source = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[str, str], ...]]
+
+
+def _source(row: Row[Any]) -> tuple[Any, ...]:
+    return (
+        row.version_id,
+        row.version,
+        row.meta,
+        row.created_at,
+        row.filename,
+        row.blob_digest,
+        row.size,
+        row.file_meta,
+    )
+
+
+def _parsed(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text is not None else None
+    return value or {}
+
+
+class Snapshot:
+    """A package's rows as read: what its packuments show, parsed only when asked.
+
+    ``source`` is every value a packument is rendered from (versions with
+    their manifests and tarballs, in publish order, and the dist-tags), so two
+    snapshots with equal sources render equal documents.
+    """
+
+    def __init__(self, name: str, rows: Sequence[Row[Any]], tags: dict[str, str]) -> None:
+        self.name = name
+        self.tags = tags
+        self._rows = rows
+        self.source: Source = (tuple(map(_source, rows)), tuple(tags.items()))
+
+    def has_version(self, version: str) -> bool:
+        return any(row.version == version for row in self._rows)
+
+    @cached_property
+    def state(self) -> PackageState:
+        state = PackageState(name=self.name, tags=dict(self.tags))
+        for row in self._rows:
+            tarball = None
+            if row.filename is not None:
+                meta = _parsed(row.file_meta)
+                tarball = Tarball(row.filename, row.blob_digest, row.size, meta)
+            manifest, created = _parsed(row.meta), _aware(row.created_at)
+            state.versions.append(
+                VersionRow(row.version_id, row.version, manifest, created, tarball)
+            )
+        return state
+
+
+def snapshot(conn: Connection, repository: str, name: str) -> Snapshot | None:
+    """The package's rows; None when it has no version in the repository."""
     rows = conn.execute(_VERSIONS, {"repository": repository, "name": name}).all()
     _checked(rows[0] if rows else None, repository)
     if rows[0].version_id is None:
         return None
-    state = PackageState(name=name)
-    for row in rows:
-        tarball = None
-        if row.filename is not None:
-            tarball = Tarball(row.filename, row.blob_digest, row.size, row.file_meta or {})
-        state.versions.append(
-            VersionRow(row.version_id, row.version, row.meta or {}, _aware(row.created_at), tarball)
-        )
     tags = conn.execute(_TAGS, {"package_id": rows[0].package_id}).all()
-    state.tags = {tag.name: tag.version for tag in tags}
-    return state
+    return Snapshot(name, rows, {tag.name: tag.version for tag in tags})
+
+
+def package(conn: Connection, repository: str, name: str) -> PackageState | None:
+    """The package's state; None when it has no version in the repository."""
+    found = snapshot(conn, repository, name)
+    return found.state if found is not None else None
 
 
 def tarball(

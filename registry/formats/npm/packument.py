@@ -125,3 +125,15 @@ def abbreviated(base: str, state: PackageState) -> dict[str, Any]:
         "dist-tags": dict(state.tags),
         "versions": versions,
     }
+
+
+def full_body(base: str, state: PackageState) -> bytes:
+    """The full document as served (``JSONResponse``'s rendering: UTF-8, compact)."""
+    return json.dumps(
+        full(base, state), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode()
+
+
+def abbreviated_body(base: str, state: PackageState) -> bytes:
+    """The abbreviated document as served (ASCII-escaped, compact)."""
+    return json.dumps(abbreviated(base, state), separators=(",", ":")).encode()

@@ -35,9 +35,10 @@ from starlette.responses import Response
 from registry.errors import BadRequest, NotFound, Unauthorized
 from registry.formats.npm import changes, lookups, packument, records
 from registry.formats.npm.errors import NpmRoute
-from registry.formats.npm.lookups import FORMAT, PackageState
+from registry.formats.npm.lookups import FORMAT, PackageState, Snapshot
 from registry.formats.npm.names import basename, check_name, decode_name, is_version
 from registry.formats.npm.publish import put_package
+from registry.formats.npm.rendered import RenderedDocuments
 from registry.governance import PULL, Action, Resource
 from registry.governance.governor import Apply
 from registry.packages.reads import governed_read
@@ -77,35 +78,44 @@ def _services(request: Request) -> Services:
 
 async def _read_package(
     request: Request, repo: str, name: str, version: str | None = None
-) -> PackageState:
+) -> Snapshot:
     """Read the package, then decide and audit the read (a listing pull), in one hop."""
 
-    def resolved(state: PackageState | None) -> str | None:
-        return state.tags.get(version, version) if state is not None and version else version
+    def resolved(found: Snapshot | None) -> str | None:
+        return found.tags.get(version, version) if found is not None and version else version
 
-    def action(state: PackageState | None) -> Action:
-        resource = Resource(repository=repo, format=FORMAT, name=name, version=resolved(state))
+    def action(found: Snapshot | None) -> Action:
+        resource = Resource(repository=repo, format=FORMAT, name=name, version=resolved(found))
         return Action(verb=PULL, resource=resource, details={"listing": True})
 
-    def apply(state: PackageState | None) -> Apply[None] | None:
+    def apply(found: Snapshot | None) -> Apply[None] | None:
         def check(_session: Session) -> None:
-            if state is None:
+            if found is None:
                 raise NotFound(f"{name} is not in this registry")
-            wanted = resolved(state)
-            if wanted is not None and state.version(wanted) is None:
+            wanted = resolved(found)
+            if wanted is not None and not found.has_version(wanted):
                 raise NotFound(f"{name}@{version} is not in this registry")
 
         return check
 
-    _subject, state = await governed_read(
+    _subject, found = await governed_read(
         request,
         _services(request),
-        lambda conn: lookups.package(conn, repo, name),
+        lambda conn: lookups.snapshot(conn, repo, name),
         action,
         apply,
     )
-    assert state is not None
-    return state
+    assert found is not None
+    return found
+
+
+def _documents(request: Request) -> RenderedDocuments:
+    """The app's rendered packuments (one per app, made on first use)."""
+    state = request.app.state
+    documents: RenderedDocuments | None = getattr(state, "npm_documents", None)
+    if documents is None:
+        documents = state.npm_documents = RenderedDocuments()
+    return documents
 
 
 # -- the /-/ endpoints (matched before package names, which never start with "-") ------
@@ -169,8 +179,8 @@ async def logout(repo: str, token: str) -> Response:
 
 @router.get("/{repo}/-/package/{raw_name:path}/dist-tags")
 async def list_tags(repo: str, raw_name: str, request: Request) -> Response:
-    state = await _read_package(request, repo, _name(raw_name))
-    return JSONResponse(state.tags)
+    found = await _read_package(request, repo, _name(raw_name))
+    return JSONResponse(found.tags)
 
 
 @router.put("/{repo}/-/package/{raw_name:path}/dist-tags/{tag}")
@@ -331,18 +341,22 @@ async def get_package(repo: str, raw_name: str, request: Request) -> Response:
     name = check_name(raw)
     base = _base(request, repo)
     if version is not None:
-        state = await _read_package(request, repo, name, version=version)
+        state = (await _read_package(request, repo, name, version=version)).state
         resolved = state.tags.get(version, version)
         row = state.version(resolved)
         if row is None:
             raise NotFound(f"{name}@{version} is not in this registry")
         document = packument.full(base, PackageState(name, [row], {}))["versions"][resolved]
         return JSONResponse(document)
-    state = await _read_package(request, repo, name)
+    found = await _read_package(request, repo, name)
     if packument.wants_abbreviated(request.headers.get("accept")):
-        body = json.dumps(packument.abbreviated(base, state), separators=(",", ":"))
-        return Response(body, media_type=packument.ABBREVIATED)
-    return JSONResponse(packument.full(base, state))
+        key, render, media_type = "abbreviated", packument.abbreviated_body, packument.ABBREVIATED
+    else:
+        key, render, media_type = "full", packument.full_body, JSONResponse.media_type
+    body = _documents(request).body(
+        (repo, name, base, key), found.source, lambda: render(base, found.state)
+    )
+    return Response(body, media_type=media_type)
 
 
 # Registered last: this path would also match every more specific PUT above.
