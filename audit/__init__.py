@@ -27,7 +27,7 @@ from audit.checkpoint import (
     open_checkpoint,
     scheduled_checkpoint,
 )
-from audit.committer import GroupCommitter
+from audit.committer import GroupCommitter, Touch
 from audit.errors import (
     AuditError,
     AuditVerificationError,
@@ -91,6 +91,7 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "Step",
+    "Touch",
     "VerificationReport",
     "build_lineage",
     "checkpoint_job",

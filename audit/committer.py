@@ -19,8 +19,12 @@ Two kinds of work:
   change plus its :meth:`AuditLog.append`, run on the committer's thread in
   its own savepoint;
 * :meth:`GroupCommitter.append` takes a draft alone (a denied action, a policy
-  reload): consecutive drafts in a batch become one
-  :meth:`AuditLog.append_many`, the cheapest durable append there is.
+  reload), or with a *touch*: one statement and its parameters that must
+  commit with the event (a read's download counter). Consecutive drafts in a
+  batch become one :meth:`AuditLog.append_many`, and their touches one
+  ``executemany`` per statement: the cheapest durable append there is. If
+  that shared savepoint fails, each draft of the run is retried in its own,
+  so only the caller whose touch or draft is at fault receives the error.
 
 Batches form by themselves while a commit is in flight. When fewer callers
 are queued than in recent batches, the committer waits up to ``max_delay``
@@ -43,18 +47,19 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Executable
 
 from audit.chain import AuditLog, PreparedDraft, prepare
 from audit.errors import AuditError
 from audit.events import Event, EventDraft
 
 T = TypeVar("T")
+Touch = tuple[Executable, Mapping[str, Any]]
 
 
 @dataclass
@@ -67,6 +72,7 @@ class _Unit:
 class _Append:
     draft: PreparedDraft
     future: Future[Any]
+    touch: Touch | None = None
 
 
 _Pending = _Unit | _Append
@@ -136,11 +142,13 @@ class GroupCommitter:
         self._put(_Unit(work, future))
         return future
 
-    def append(self, draft: EventDraft | PreparedDraft) -> Future[Event]:
-        """Queue one event on its own; resolves to the sealed event once durable."""
+    def append(
+        self, draft: EventDraft | PreparedDraft, *, touch: Touch | None = None
+    ) -> Future[Event]:
+        """Queue one event (and its ``touch`` statement); resolves to the event once durable."""
         prepared = draft if isinstance(draft, PreparedDraft) else prepare(draft)
         future: Future[Event] = Future()
-        self._put(_Append(prepared, future))
+        self._put(_Append(prepared, future, touch))
         return future
 
     def run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
@@ -241,10 +249,26 @@ class GroupCommitter:
             with _Savepoint(conn):
                 if isinstance(head, _Unit):
                     return [(True, head.work(conn))]
-                drafts = [p.draft for p in group if isinstance(p, _Append)]
+                appends = [p for p in group if isinstance(p, _Append)]
+                _run_touches(conn, appends)
+                drafts = [p.draft for p in appends]
                 return [(True, e) for e in self._log.append_many(conn, drafts)]
         except Exception as exc:
-            return [(False, exc)] * len(group)
+            if len(group) == 1:
+                return [(False, exc)]
+            # One draft or touch of the run failed: find it, keep the others.
+            return [outcome for pending in group for outcome in self._apply(conn, [pending])]
+
+
+def _run_touches(conn: Connection, appends: list[_Append]) -> None:
+    """Each statement once, with every parameter set of the run (``executemany``)."""
+    by_statement: dict[int, tuple[Executable, list[Mapping[str, Any]]]] = {}
+    for pending in appends:
+        if pending.touch is not None:
+            statement, params = pending.touch
+            by_statement.setdefault(id(statement), (statement, []))[1].append(params)
+    for statement, param_sets in by_statement.values():
+        conn.execute(statement, param_sets)
 
 
 def _runs(items: list[_Pending]) -> list[list[_Pending]]:

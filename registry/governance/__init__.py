@@ -12,6 +12,7 @@ from registry.governance.actions import (
     Action,
     RequestContext,
     Resource,
+    Serving,
 )
 from registry.governance.governor import Governor
 
@@ -28,4 +29,5 @@ __all__ = [
     "Governor",
     "RequestContext",
     "Resource",
+    "Serving",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.inputs import TagChange
+from registry.errors import ArbiterError
 
 PUSH = "push"
 PULL = "pull"
@@ -71,3 +72,17 @@ class RequestContext:
     request_id: str = ""
     client: str = ""
     remote: str = ""
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What serving an allowed read takes, known from the rows read before the decision.
+
+    ``error`` says the read cannot be served (no such manifest or file): the
+    allowed action is then audited as failed and the error raised.
+    ``download`` is the version whose download counter the read bumps, in the
+    transaction that records its event.
+    """
+
+    error: ArbiterError | None = None
+    download: int | None = None

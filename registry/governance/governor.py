@@ -23,13 +23,14 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from audit import GroupCommitter
+from audit import AuditLog, GroupCommitter, prepare
 from audit.events import EventDraft
 from policies.decision import Decision
 from registry.auth.subject import Subject
 from registry.db import Database
 from registry.errors import ArbiterError, PolicyDenied
-from registry.governance.actions import Action, RequestContext
+from registry.governance.actions import Action, RequestContext, Serving
+from registry.governance.downloads import download
 from registry.governance.facts import Facts, gather, gather_many
 from registry.governance.inputs import policy_input
 
@@ -51,10 +52,6 @@ class DecisionPoint(Protocol):
     def decide(self, input_doc: Mapping[str, Any]) -> Decision: ...
 
 
-class AuditWriter(Protocol):
-    def append(self, conn: Any, draft: EventDraft) -> Any: ...
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -66,7 +63,7 @@ class Governor:
         self,
         db: Database,
         policy: DecisionPoint,
-        audit: AuditWriter,
+        audit: AuditLog,
         clock: Clock = utc_now,
     ) -> None:
         self.db = db
@@ -89,13 +86,7 @@ class Governor:
         :class:`PolicyDenied`. An error raised by ``apply`` rolls the change
         back and is audited as ``failed`` before it propagates.
         """
-        with self.db.reader() as session:
-            facts = gather(session, action)
-        input_doc = self._input(subject, action, context, facts)
-        decision = self.policy.decide(input_doc)
-        if not decision.allow:
-            self._record(subject, action, decision, input_doc, outcome="denied")
-            raise PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
+        input_doc, decision = self._allowed(subject, action, context)
         draft = self._draft(subject, action, decision, input_doc, outcome="allowed")
 
         def change(session: Session) -> T | None:
@@ -111,6 +102,49 @@ class Governor:
             )
             raise
         return result
+
+    def govern_read(
+        self,
+        subject: Subject,
+        action: Action,
+        context: RequestContext,
+        serving: Serving | None = None,
+    ) -> None:
+        """Decide and audit a read whose rows the adapter read before the decision.
+
+        The road of the hottest requests (manifest GETs, index pages,
+        archives). Nothing changes but the audit log and, for a counted read,
+        the version's download counter, so the event goes to the group
+        committer as a plain append with that counter as its touch: the reads
+        of one batch share one head lock, one insert and one counter
+        ``executemany`` instead of a savepoint and a session each. A read that
+        cannot be served (``serving.error``) is audited as failed and raised,
+        as :meth:`govern` does when ``apply`` raises.
+        """
+        serving = serving or Serving()
+        input_doc, decision = self._allowed(subject, action, context)
+        if serving.error is not None:
+            error = serving.error
+            self._record(
+                subject, action, decision, input_doc, outcome="failed", error=error.message
+            )
+            raise error
+        draft = prepare(self._draft(subject, action, decision, input_doc, outcome="allowed"))
+        touch = download(serving.download) if serving.download is not None else None
+        self._group_committer().append(draft, touch=touch).result()
+
+    def _allowed(
+        self, subject: Subject, action: Action, context: RequestContext
+    ) -> tuple[dict[str, Any], Decision]:
+        """The input and an allowing decision; a deny is recorded and raised."""
+        with self.db.reader() as session:
+            facts = gather(session, action)
+        input_doc = self._input(subject, action, context, facts)
+        decision = self.policy.decide(input_doc)
+        if not decision.allow:
+            self._record(subject, action, decision, input_doc, outcome="denied")
+            raise PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
+        return input_doc, decision
 
     def govern_many(
         self,
@@ -155,12 +189,7 @@ class Governor:
         def change(session: Session) -> list[EventDraft]:
             failures = apply(session, allowed) if allowed else {}
             recorded = drafts(failures)
-            append_many = getattr(self.audit, "append_many", None)  # one head lock for all
-            if append_many is not None:
-                append_many(session.connection(), recorded)
-            else:
-                for draft in recorded:
-                    self.audit.append(session.connection(), draft)
+            self.audit.append_many(session.connection(), recorded)  # one head lock for all
             return recorded
 
         try:
@@ -235,7 +264,9 @@ class Governor:
     def _group_committer(self) -> GroupCommitter:
         with self._committer_lock:
             if self._committer is None:
-                self._committer = GroupCommitter(self.db.write_engine, name="governor-commit")
+                self._committer = GroupCommitter(
+                    self.db.write_engine, log=self.audit, name="governor-commit"
+                )
             return self._committer
 
     def _input(
@@ -260,7 +291,7 @@ class Governor:
         error: str | None = None,
     ) -> None:
         draft = self._draft(subject, action, decision, input_doc, outcome=outcome, error=error)
-        self._write(lambda session: self.audit.append(session.connection(), draft))
+        self._group_committer().append(prepare(draft)).result()
 
     @staticmethod
     def _draft(

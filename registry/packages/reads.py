@@ -22,8 +22,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 
 from registry.auth import Subject
-from registry.governance import Action, RequestContext
-from registry.governance.governor import Apply
+from registry.governance import Action, RequestContext, Serving
 from registry.services import Services
 
 T = TypeVar("T")
@@ -57,12 +56,13 @@ async def governed_read(
     services: Services,
     read: Callable[[Connection], T],
     action: Callable[[T], Action],
-    apply: Callable[[T], Apply[None] | None] = lambda _rows: None,
+    serving: Callable[[T], Serving] = lambda _rows: Serving(),
 ) -> tuple[Subject, T]:
     """Authenticate, read rows, then decide and audit ``action(rows)`` on one worker thread.
 
-    ``apply(rows)`` may return a change to run with the audit event (a download
-    counter) or one that raises (NotFound), which the governor audits as failed.
+    ``serving(rows)`` says whether the rows can be served (else its error is
+    audited as failed and raised) and which version's download counter the
+    read bumps (:meth:`Governor.govern_read`).
     """
     header = request.headers.get("authorization")
     context = context_of(request)
@@ -72,7 +72,7 @@ async def governed_read(
         request.state.subject = subject
         with services.db.read_engine.connect() as conn:
             rows = read(conn)
-        services.governor.govern(subject, action(rows), context, apply(rows))
+        services.governor.govern_read(subject, action(rows), context, serving(rows))
         return subject, rows
 
     return await asyncio.get_running_loop().run_in_executor(_pool(), run)

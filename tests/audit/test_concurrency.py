@@ -9,8 +9,18 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from audit import AuditLog, Event, GroupCommitter, NoteSigner, create_checkpoint, verify_log
 from audit._rows import EVENT_COLUMNS, event_from_row
@@ -173,3 +183,43 @@ def test_group_committed_appends_and_units_mix(engine: Engine, signer: NoteSigne
     for worker in range(8):  # each caller's events keep their order in the chain
         mine = [e.details["n"] for e in events if e.details["n"] // 100 == worker]
         assert mine == sorted(mine)
+
+
+def test_touches_commit_with_their_events_and_only_a_bad_one_fails(
+    engine: Engine, signer: NoteSigner
+) -> None:
+    """A touch runs in its event's transaction; a failing one costs only its own caller."""
+    counters = Table("touch_counters", MetaData(), Column("id", Integer, primary_key=True),
+                     Column("n", Integer, nullable=False))  # fmt: skip
+    counters.create(engine)
+    with engine.begin() as conn:
+        conn.execute(counters.insert(), [{"id": w, "n": 0} for w in range(8)])
+    bump = counters.update().where(counters.c.id == bindparam("w")).values(n=counters.c.n + 1)
+    duplicate = counters.insert().values(id=bindparam("w"), n=0)  # the row exists: fails
+    acked: dict[int, Event] = {}
+    refused: set[int] = set()
+    lock = threading.Lock()
+    with GroupCommitter(engine, log=AuditLog()) as committer:
+
+        def work(worker: int) -> None:
+            for k in range(40):
+                i = worker * 100 + k
+                bad = k % 13 == 7
+                touch = (duplicate if bad else bump, {"w": worker})
+                try:
+                    event = committer.append(draft(i), touch=touch).result(timeout=120)
+                except IntegrityError:
+                    with lock:
+                        refused.add(i)
+                    continue
+                with lock:
+                    acked[i] = event
+
+        _run_threads(8, work)
+    assert refused == {w * 100 + k for w in range(8) for k in range(40) if k % 13 == 7}
+    events = _assert_one_chain(engine, signer, 320 - len(refused))
+    assert {e.details["n"] for e in events} == set(acked)
+    with engine.connect() as conn:
+        counts = dict(conn.execute(select(counters.c.id, counters.c.n)).all())
+    assert counts == {w: 40 - 3 for w in range(8)}  # k = 7, 20, 33 refused per worker
+    assert committer.batches < committer.units

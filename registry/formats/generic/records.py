@@ -6,7 +6,6 @@ These functions run inside the governance layer's transaction (as the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -100,12 +99,6 @@ def require_version(
     if version is None:
         raise NotFound(f"version {package_name}/{version_name} not found")
     return version
-
-
-def count_download(session: Session, version: Version) -> None:
-    version.downloads += 1
-    version.last_pulled_at = datetime.now(UTC)
-    session.add(version)
 
 
 def list_versions(session: Session, repository: str, package_name: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from registry.errors import BadRequest, PayloadTooLarge
 from registry.formats.generic import records
 from registry.formats.generic.paths import GenericPath, parse
 from registry.governance import DELETE, PULL, PUSH, Action, Resource
+from registry.governance.downloads import count_download
 from registry.governance.uploads import governed_push
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
 
@@ -125,8 +126,8 @@ async def _governed_file(
         version, row = records.find_file(
             session, repo, target.package, target.version or "", target.filename or ""
         )
-        if count:
-            records.count_download(session, version)
+        if count and version.id is not None:
+            count_download(session.connection(), version.id)
         return row.blob_digest, row.size, row.media_type
 
     action = Action(verb=PULL, resource=_resource(repo, target))

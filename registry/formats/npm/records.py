@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from registry.blobs import BlobRef
@@ -134,12 +133,3 @@ def delete_version(session: Session, repository: str, name: str, version: str) -
         if package is not None:
             session.delete(package)
             session.flush()
-
-
-def count_download(session: Session, version_id: int) -> None:
-    """One UPDATE: the download counter and the time of the last pull."""
-    session.connection().execute(
-        update(Version)
-        .where(Version.id == version_id)  # type: ignore[arg-type]
-        .values(downloads=Version.downloads + 1, last_pulled_at=datetime.now(UTC))
-    )

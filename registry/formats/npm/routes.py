@@ -28,19 +28,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from registry.errors import BadRequest, NotFound, Unauthorized
-from registry.formats.npm import changes, lookups, packument, records
+from registry.formats.npm import changes, lookups, packument
 from registry.formats.npm.errors import NpmRoute
 from registry.formats.npm.lookups import FORMAT, PackageState, Snapshot
 from registry.formats.npm.names import basename, check_name, decode_name, is_version
 from registry.formats.npm.publish import put_package
 from registry.formats.npm.rendered import RenderedDocuments
-from registry.governance import PULL, Action, Resource
-from registry.governance.governor import Apply
+from registry.governance import PULL, Action, Resource, Serving
 from registry.packages.reads import governed_read
 from registry.services import Services
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
@@ -88,22 +86,20 @@ async def _read_package(
         resource = Resource(repository=repo, format=FORMAT, name=name, version=resolved(found))
         return Action(verb=PULL, resource=resource, details={"listing": True})
 
-    def apply(found: Snapshot | None) -> Apply[None] | None:
-        def check(_session: Session) -> None:
-            if found is None:
-                raise NotFound(f"{name} is not in this registry")
-            wanted = resolved(found)
-            if wanted is not None and not found.has_version(wanted):
-                raise NotFound(f"{name}@{version} is not in this registry")
-
-        return check
+    def serving(found: Snapshot | None) -> Serving:
+        if found is None:
+            return Serving(error=NotFound(f"{name} is not in this registry"))
+        wanted = resolved(found)
+        if wanted is not None and not found.has_version(wanted):
+            return Serving(error=NotFound(f"{name}@{version} is not in this registry"))
+        return Serving()
 
     _subject, found = await governed_read(
         request,
         _services(request),
         lambda conn: lookups.snapshot(conn, repo, name),
         action,
-        apply,
+        serving,
     )
     assert found is not None
     return found
@@ -247,13 +243,10 @@ async def tarball(repo: str, raw_name: str, filename: str, request: Request) -> 
         )
         return Action(verb=PULL, resource=resource)
 
-    def apply(found: _Found) -> Apply[None]:
-        def change(session: Session) -> None:
-            if found is None:
-                raise NotFound(f"{name}@{version} is not in this registry")
-            records.count_download(session, found[0])
-
-        return change
+    def serving(found: _Found) -> Serving:
+        if found is None:
+            return Serving(error=NotFound(f"{name}@{version} is not in this registry"))
+        return Serving(download=found[0])
 
     services = _services(request)
     _subject, found = await governed_read(
@@ -261,7 +254,7 @@ async def tarball(repo: str, raw_name: str, filename: str, request: Request) -> 
         services,
         lambda conn: lookups.tarball(conn, repo, name, version, filename),
         action,
-        apply,
+        serving,
     )
     assert found is not None
     return FileResponse(

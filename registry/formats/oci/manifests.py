@@ -28,7 +28,7 @@ from registry.formats.oci.errors import OciError, manifest_unknown
 from registry.formats.oci.lookups import ManifestHit
 from registry.formats.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse
 from registry.formats.oci.names import is_tag
-from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action
+from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action, Serving
 from registry.governance.blob_rows import commit_blob
 from registry.supplychain.hook import LayerBlob, StagedAnalysis
 
@@ -79,15 +79,13 @@ async def _pull(call: Call, *, head: bool) -> Response:
         details: dict[str, Any] = {"reference": reference}
         if head:
             details["head"] = True
-
-        def apply(session: Session) -> None:
-            if row is None:
-                raise manifest_unknown(reference)
-            if not head:
-                records.count_download(session, row.version_id)
-
+        serving = Serving(
+            error=manifest_unknown(reference) if row is None else None,
+            download=row.version_id if row is not None and not head else None,
+        )
         resource = call.resource(version=digest, digest=digest)
-        call.govern_now(Action(verb=PULL, resource=resource, details=details), apply)
+        action = Action(verb=PULL, resource=resource, details=details)
+        call.services.governor.govern_read(call.subject, action, call.context, serving)
         assert row is not None
         body = b"" if head else call.services.blobs.path_of(row.storage_digest).read_bytes()
         return row, body

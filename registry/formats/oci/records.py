@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from registry.blobs import BlobRef
@@ -395,14 +395,6 @@ def delete_manifest(session: Session, repo_id: int, image: str, digest: str) -> 
             session.flush()
 
 
-_VERSIONS = Version.__table__  # type: ignore[attr-defined]
-_COUNT_DOWNLOAD = (
-    update(_VERSIONS)
-    .where(_VERSIONS.c.id == bindparam("version_id"))
-    .values(downloads=_VERSIONS.c.downloads + 1, last_pulled_at=bindparam("now"))
-)
-
-
 def _restage_orphans(
     session: Session, repo_id: int, image: str, package_id: int, digests: Iterable[str]
 ) -> None:
@@ -419,13 +411,6 @@ def _restage_orphans(
             link.created_at = datetime.now(UTC)
             session.add(link)
     session.flush()
-
-
-def count_download(session: Session, version_id: int) -> None:
-    """One statement (pulls are the hot path): the counter and the time of the last pull."""
-    session.connection().execute(
-        _COUNT_DOWNLOAD, {"version_id": version_id, "now": datetime.now(UTC)}
-    )
 
 
 def start_upload(

@@ -34,8 +34,7 @@ from registry.formats.pypi.errors import PypiRoute
 from registry.formats.pypi.lookups import FORMAT, FileRow
 from registry.formats.pypi.names import normalize, parse_version
 from registry.formats.pypi.upload import upload as run_upload
-from registry.governance import PULL, TAG, Action, RequestContext, Resource
-from registry.governance.governor import Apply
+from registry.governance import PULL, TAG, Action, RequestContext, Resource, Serving
 from registry.packages.reads import governed_read
 from registry.services import Services
 from registry.web import denial_links
@@ -60,11 +59,8 @@ def _services(request: Request) -> Services:
     return services
 
 
-def _missing(message: str) -> Apply[None]:
-    def apply(_session: Session) -> None:
-        raise NotFound(message)
-
-    return apply
+def _missing(message: str) -> Serving:
+    return Serving(error=NotFound(message))
 
 
 # -- uploads -----------------------------------------------------------------------------
@@ -135,6 +131,7 @@ async def project_page(repo: str, project: str, request: Request) -> Response:
     if name != project:
         return RedirectResponse(f"{_prefix(request, repo)}/simple/{name}/", status_code=301)
     media = _negotiated(request)
+    missing = _missing(f"project {name} not found in {repo}")
     _subject, files = await governed_read(
         request,
         _services(request),
@@ -142,7 +139,7 @@ async def project_page(repo: str, project: str, request: Request) -> Response:
         lambda _files: Action(
             verb=PULL, resource=_resource(repo, name=name), details={"listing": True}
         ),
-        lambda found: _missing(f"project {name} not found in {repo}") if found is None else None,
+        lambda found: missing if found is None else Serving(),
     )
     assert files is not None
     prefix = _prefix(request, repo)
@@ -176,14 +173,10 @@ async def download(
             details=details,
         )
 
-    def apply(row: FileRow | None) -> Apply[None]:
-        def change(session: Session) -> None:
-            if row is None:
-                raise NotFound(f"file {filename} of {name} {version} not found in {repo}")
-            if not is_metadata:
-                records.count_download(session, row.version_id)
-
-        return change
+    def serving(row: FileRow | None) -> Serving:
+        if row is None:
+            return _missing(f"file {filename} of {name} {version} not found in {repo}")
+        return Serving(download=None if is_metadata else row.version_id)
 
     services = _services(request)
     _subject, row = await governed_read(
@@ -191,7 +184,7 @@ async def download(
         services,
         lambda conn: lookups.one_file(conn, repo, name, version, filename),
         action,
-        apply,
+        serving,
     )
     assert row is not None
     media_type = records.METADATA_MEDIA_TYPE if is_metadata else "application/octet-stream"
@@ -221,12 +214,12 @@ async def denied(repo: str, reasons: str, proof: str, request: Request) -> Respo
 async def _releases(
     repo: str, name: str, version: str | None, request: Request
 ) -> list[lookups.Release]:
-    def missing(found: list[lookups.Release] | None) -> Apply[None] | None:
+    def missing(found: list[lookups.Release] | None) -> Serving:
         if found is None:
             return _missing(f"project {name} not found in {repo}")
         if version is not None and all(r.version != version for r in found):
             return _missing(f"release {name} {version} not found in {repo}")
-        return None
+        return Serving()
 
     _subject, found = await governed_read(
         request,
