@@ -129,22 +129,9 @@ def repository_exists(conn: Connection, repository: str) -> None:
     _checked(conn.execute(_REPOSITORY, {"repository": repository}).first(), repository)
 
 
-# Per version: id, version, manifest text, created_at, filename, digest, size, file meta
-# text; then the dist-tags in the order read.
+# Every column of every row read (a version with its manifest text and its tarball),
+# in publish order; then the dist-tags in the order read.
 Source = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[str, str], ...]]
-
-
-def _source(row: Row[Any]) -> tuple[Any, ...]:
-    return (
-        row.version_id,
-        row.version,
-        row.meta,
-        row.created_at,
-        row.filename,
-        row.blob_digest,
-        row.size,
-        row.file_meta,
-    )
 
 
 def _parsed(text: str | None) -> dict[str, Any]:
@@ -164,7 +151,7 @@ class Snapshot:
         self.name = name
         self.tags = tags
         self._rows = rows
-        self.source: Source = (tuple(map(_source, rows)), tuple(tags.items()))
+        self.source: Source = (tuple(map(tuple, rows)), tuple(tags.items()))
 
     def has_version(self, version: str) -> bool:
         return any(row.version == version for row in self._rows)
