@@ -37,9 +37,13 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
             cursor.execute(pragma)
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: every transaction starts here, and SQLAlchemy's
+        # execute path (events, result setup) cost ~20 µs of a ~65 µs read.
+        conn.connection.driver_connection.execute(begin)
 
 
 def make_engine(url: str, *, immediate: bool = False) -> Engine:

@@ -35,6 +35,7 @@ from registry.governance.facts import Facts, gather, gather_many
 from registry.governance.inputs import policy_input
 
 T = TypeVar("T")
+R = TypeVar("R")
 Apply = Callable[[Session], T]
 Clock = Callable[[], datetime]
 
@@ -106,39 +107,47 @@ class Governor:
     def govern_read(
         self,
         subject: Subject,
-        action: Action,
         context: RequestContext,
-        serving: Serving | None = None,
-    ) -> None:
-        """Decide and audit a read whose rows the adapter read before the decision.
+        read: Callable[[Connection], R],
+        action: Callable[[R], Action],
+        serving: Callable[[R], Serving] = lambda _rows: Serving(),
+    ) -> R:
+        """Read rows, then decide and audit ``action(rows)``; the rows once allowed.
 
         The road of the hottest requests (manifest GETs, index pages,
-        archives). Nothing changes but the audit log and, for a counted read,
-        the version's download counter, so the event goes to the group
-        committer as a plain append with that counter as its touch: the reads
-        of one batch share one head lock, one insert and one counter
-        ``executemany`` instead of a savepoint and a session each. A read that
-        cannot be served (``serving.error``) is audited as failed and raised,
-        as :meth:`govern` does when ``apply`` raises.
+        archives). The rows and the action's facts come from one read
+        connection, closed before the decision. Nothing changes but the audit
+        log and, for a counted read, the version's download counter, so the
+        event goes to the group committer as a plain append with that counter
+        as its touch: the reads of one batch share one head lock, one insert
+        and one counter ``executemany`` instead of a savepoint and a session
+        each. A read that cannot be served (``serving(rows).error``) is audited
+        as failed and raised, as :meth:`govern` does when ``apply`` raises.
         """
-        serving = serving or Serving()
-        input_doc, decision = self._allowed(subject, action, context)
-        if serving.error is not None:
-            error = serving.error
+        with self.db.read_engine.connect() as conn:
+            rows = read(conn)
+            governed = action(rows)
+            facts = gather(conn, governed)
+        found = serving(rows)
+        input_doc, decision = self._allowed(subject, governed, context, facts)
+        if found.error is not None:
+            error = found.error
             self._record(
-                subject, action, decision, input_doc, outcome="failed", error=error.message
+                subject, governed, decision, input_doc, outcome="failed", error=error.message
             )
             raise error
-        draft = prepare(self._draft(subject, action, decision, input_doc, outcome="allowed"))
-        touch = download(serving.download) if serving.download is not None else None
+        draft = prepare(self._draft(subject, governed, decision, input_doc, outcome="allowed"))
+        touch = download(found.download) if found.download is not None else None
         self._group_committer().append(draft, touch=touch).result()
+        return rows
 
     def _allowed(
-        self, subject: Subject, action: Action, context: RequestContext
+        self, subject: Subject, action: Action, context: RequestContext, facts: Facts | None = None
     ) -> tuple[dict[str, Any], Decision]:
         """The input and an allowing decision; a deny is recorded and raised."""
-        with self.db.reader() as session:
-            facts = gather(session, action)
+        if facts is None:
+            with self.db.read_engine.connect() as conn:
+                facts = gather(conn, action)
         input_doc = self._input(subject, action, context, facts)
         decision = self.policy.decide(input_doc)
         if not decision.allow:
@@ -165,8 +174,8 @@ class Governor:
         ``failed``. If ``apply`` raises, nothing is applied, every event is
         still recorded (allowed ones as ``failed``) and the error propagates.
         """
-        with self.db.reader() as session:
-            facts = gather_many(session, actions)
+        with self.db.read_engine.connect() as conn:
+            facts = gather_many(conn, actions)
         decided: list[tuple[Action, dict[str, Any], Decision]] = []
         for action, found in zip(actions, facts, strict=True):
             input_doc = self._input(subject, action, context, found)
@@ -213,8 +222,8 @@ class Governor:
         never for acting: every action is still decided, audited and applied
         by :meth:`govern`. Raises NotFound for an unknown repository.
         """
-        with self.db.reader() as session:
-            facts = gather(session, action)
+        with self.db.read_engine.connect() as conn:
+            facts = gather(conn, action)
         return self.policy.decide(self._input(subject, action, context, facts))
 
     def record(

@@ -70,9 +70,6 @@ async def governed_read(
     def run() -> tuple[Subject, T]:
         subject = services.authenticator.authenticate(header)
         request.state.subject = subject
-        with services.db.read_engine.connect() as conn:
-            rows = read(conn)
-        services.governor.govern_read(subject, action(rows), context, serving(rows))
-        return subject, rows
+        return subject, services.governor.govern_read(subject, context, read, action, serving)
 
     return await asyncio.get_running_loop().run_in_executor(_pool(), run)

@@ -71,21 +71,28 @@ async def _pull(call: Call, *, head: bool) -> Response:
     reference = _reference(call)
     target = call.target
 
-    def pull() -> tuple[ManifestHit, bytes]:
-        row = call.query_now(
-            lambda conn: lookups.manifest(conn, target.repository, target.image, reference)
-        )
+    details: dict[str, Any] = {"reference": reference}
+    if head:
+        details["head"] = True
+
+    def action(row: ManifestHit | None) -> Action:
         digest = row.digest if row is not None else None
-        details: dict[str, Any] = {"reference": reference}
-        if head:
-            details["head"] = True
-        serving = Serving(
-            error=manifest_unknown(reference) if row is None else None,
-            download=row.version_id if row is not None and not head else None,
-        )
         resource = call.resource(version=digest, digest=digest)
-        action = Action(verb=PULL, resource=resource, details=details)
-        call.services.governor.govern_read(call.subject, action, call.context, serving)
+        return Action(verb=PULL, resource=resource, details=details)
+
+    def serving(row: ManifestHit | None) -> Serving:
+        if row is None:
+            return Serving(error=manifest_unknown(reference))
+        return Serving(download=None if head else row.version_id)
+
+    def pull() -> tuple[ManifestHit, bytes]:
+        row = call.services.governor.govern_read(
+            call.subject,
+            call.context,
+            lambda conn: lookups.manifest(conn, target.repository, target.image, reference),
+            action,
+            serving,
+        )
         assert row is not None
         body = b"" if head else call.services.blobs.path_of(row.storage_digest).read_bytes()
         return row, body
