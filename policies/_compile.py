@@ -108,41 +108,82 @@ def evaluate(interpreter: regopy.Interpreter, policy: CompiledPolicy, doc: Any) 
 # itself declares are used, with the argument types it declared.
 _LIB = regopy.rego_shared.rego
 _OK = 0
+_SHORT_CALLS = (
+    "regoNewInput",
+    "regoInputString",
+    "regoInputObjectItem",
+    "regoInputObject",
+    "regoInputArray",
+    "regoInputBoolean",
+    "regoInputInt",
+    "regoInputFloat",
+    "regoInputNull",
+    "regoSetInput",
+    "regoFreeInput",
+    "regoOutputJSONSize",
+    "regoOutputJSON",
+    "regoOutputOk",
+    "regoFreeOutput",
+)
+
+
+def _holding_the_gil(library: ctypes.CDLL, names: tuple[str, ...]) -> Any:
+    """The same C functions, called without releasing the GIL (``ctypes.PyDLL``).
+
+    A ``CDLL`` call releases the GIL and takes it back afterwards. An input is
+    handed over in one call per JSON node (about 60 for a pull), each a few
+    hundred nanoseconds of C, and in a busy server taking the GIL back can
+    wait for another thread's switch interval (5 ms): measured in the server,
+    decisions took a median of 1.2 ms and a 90th percentile of 20 ms against
+    0.4 ms in isolation. Reading the output is four more short calls. The
+    query itself, the one long call, still releases the GIL.
+    """
+    holding = ctypes.PyDLL(library._name)
+    functions = type("InputFunctions", (), {})()
+    for name in names:
+        declared = getattr(library, name)
+        function = getattr(holding, name)
+        function.argtypes, function.restype = declared.argtypes, declared.restype
+        setattr(functions, name, function)
+    return functions
+
+
+_SHORT = _holding_the_gil(_LIB, _SHORT_CALLS)
 
 
 def _set_input(interpreter: regopy.Interpreter, value: Any) -> None:
-    handle = _LIB.regoNewInput()
+    handle = _SHORT.regoNewInput()
     try:
         _add(handle, value)
-        if _LIB.regoSetInput(interpreter._impl, handle) != _OK:
+        if _SHORT.regoSetInput(interpreter._impl, handle) != _OK:
             raise EvaluationError("regopy refused the input document")
     finally:
-        _LIB.regoFreeInput(handle)
+        _SHORT.regoFreeInput(handle)
 
 
 def _add(handle: Any, value: Any) -> None:
     """Push ``value`` onto regopy's input stack (post-order, as its C API expects)."""
     kind = type(value)
     if kind is str:
-        status = _LIB.regoInputString(handle, value.encode("utf-8"))
+        status = _SHORT.regoInputString(handle, value.encode("utf-8"))
     elif kind is dict:
         for key, item in value.items():
             _add(handle, key)
             _add(handle, item)
-            _LIB.regoInputObjectItem(handle)
-        status = _LIB.regoInputObject(handle, len(value))
+            _SHORT.regoInputObjectItem(handle)
+        status = _SHORT.regoInputObject(handle, len(value))
     elif kind is list or kind is tuple:
         for item in value:
             _add(handle, item)
-        status = _LIB.regoInputArray(handle, len(value))
+        status = _SHORT.regoInputArray(handle, len(value))
     elif kind is bool:
-        status = _LIB.regoInputBoolean(handle, value)
+        status = _SHORT.regoInputBoolean(handle, value)
     elif kind is int:
-        status = _LIB.regoInputInt(handle, value)
+        status = _SHORT.regoInputInt(handle, value)
     elif kind is float:
-        status = _LIB.regoInputFloat(handle, value)
+        status = _SHORT.regoInputFloat(handle, value)
     elif value is None:
-        status = _LIB.regoInputNull(handle)
+        status = _SHORT.regoInputNull(handle)
     else:
         raise ValueError(f"cannot give a {kind.__name__} to a policy")
     if status != _OK:
@@ -154,16 +195,16 @@ def _query(interpreter: regopy.Interpreter, compiled: regopy.Bundle) -> str:
     if not output:
         raise EvaluationError(regopy.rego_shared.rego_get_error(interpreter._impl))
     try:
-        size = _LIB.regoOutputJSONSize(output)
+        size = _SHORT.regoOutputJSONSize(output)
         buffer = ctypes.create_string_buffer(size)
-        if _LIB.regoOutputJSON(output, buffer, size) != _OK:
+        if _SHORT.regoOutputJSON(output, buffer, size) != _OK:
             raise EvaluationError("regopy could not render the result")
         text = buffer.value.decode("utf-8")
-        if not _LIB.regoOutputOk(output):
+        if not _SHORT.regoOutputOk(output):
             raise EvaluationError(text or "evaluation failed")
         return text
     finally:
-        _LIB.regoFreeOutput(output)
+        _SHORT.regoFreeOutput(output)
 
 
 def _bundle_problems(compiled: regopy.Bundle, bundle: PolicyBundle) -> tuple[Problem, ...]:

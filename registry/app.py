@@ -13,6 +13,7 @@ from sqlalchemy import text
 from registry import api
 from registry.config import Settings
 from registry.formats import generic, npm, oci, pypi
+from registry.formats.oci.front import OciFrontDoor
 from registry.services import Services, build_services
 from registry.web import errors
 from registry.web.middleware import RequestContextMiddleware
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     errors.install(app)
+    app.add_middleware(OciFrontDoor)  # added first, so it runs inside the request context
     app.add_middleware(RequestContextMiddleware)
     app.include_router(oci.router)  # first: /v2 is matched on every registry pull
     app.include_router(api.router)

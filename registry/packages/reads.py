@@ -12,10 +12,7 @@ executor, so a request costs one hop.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy import Connection
@@ -24,22 +21,9 @@ from starlette.requests import Request
 from registry.auth import Subject
 from registry.governance import Action, RequestContext, Serving
 from registry.services import Services
+from registry.web.hops import off_loop
 
 T = TypeVar("T")
-# Enough threads that requests waiting on the audit log's group commit
-# still let the next batch form behind them.
-READ_THREADS = 32
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="package-read")
-        return _executor
 
 
 def context_of(request: Request) -> RequestContext:
@@ -72,4 +56,4 @@ async def governed_read(
         request.state.subject = subject
         return subject, services.governor.govern_read(subject, context, read, action, serving)
 
-    return await asyncio.get_running_loop().run_in_executor(_pool(), run)
+    return await off_loop(run)

@@ -69,8 +69,27 @@ def authenticate(request: Request, services: Services) -> Credentials:
         return Credentials(ANONYMOUS)
     parsed = parse_authorization(header)
     if parsed is not None and parsed[0] is None and jws.is_jws(parsed[1]):
-        return _from_token(jws.verify(parsed[1], signing_key(services)))
+        return _registry_token(parsed[1], signing_key(services))
     return Credentials(services.authenticator.authenticate(header))
+
+
+# A client sends the same registry token with every request of a pull; its
+# signature and claims need checking once. Entries are only ever added after
+# a full check and are used only before the token's own expiry.
+_VERIFIED: dict[tuple[bytes, str], tuple[Credentials, float]] = {}
+_MAX_VERIFIED = 4096
+
+
+def _registry_token(token: str, key: bytes) -> Credentials:
+    known = _VERIFIED.get((key, token))
+    if known is not None and known[1] > time.time():
+        return known[0]
+    claims = jws.verify(token, key)
+    credentials = _from_token(claims)
+    if len(_VERIFIED) >= _MAX_VERIFIED:
+        _VERIFIED.clear()
+    _VERIFIED[(key, token)] = (credentials, float(claims["exp"]))
+    return credentials
 
 
 def _from_token(claims: dict[str, Any]) -> Credentials:

@@ -31,6 +31,7 @@ from registry.formats.oci.names import is_tag
 from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action, Serving
 from registry.governance.blob_rows import commit_blob
 from registry.supplychain.hook import LayerBlob, StagedAnalysis
+from registry.web.hops import off_loop
 
 
 def _reference(call: Call) -> str:
@@ -97,7 +98,7 @@ async def _pull(call: Call, *, head: bool) -> Response:
         body = b"" if head else call.services.blobs.path_of(row.storage_digest).read_bytes()
         return row, body
 
-    row, body = await run_in_threadpool(pull)
+    row, body = await off_loop(pull)
     if head:
         return Response(status_code=200, headers=_headers(row))
     return Response(content=body, status_code=200, headers=_headers(row))

@@ -172,3 +172,16 @@ def test_signing_key_is_created_once_and_private(oci: RegistryApp, tmp_path) -> 
     assert len(first) == jws.KEY_BYTES
     assert jws.load_key(path) == first
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_token_verified_once_still_expires(oci: RegistryApp) -> None:
+    """Verified tokens are remembered, but never past their own ``exp``."""
+    token = _token(oci, f"repository:{NAME}:pull", _basic("admin", ADMIN_TOKEN))
+    claims = _claims(token)
+    short = jws.sign({**claims, "exp": int(time.time()) + 2}, auth.signing_key(oci.services))
+    url, headers = f"/v2/{NAME}/tags/list", {"Authorization": f"Bearer {short}"}
+    assert oci.client.get(url, headers=headers).status_code in (200, 404)  # accepted
+    time.sleep(2.1)
+    response = oci.client.get(url, headers=headers)
+    assert response.status_code == 401
+    assert "expired" in response.json()["errors"][0]["message"]
