@@ -32,6 +32,16 @@ GiB = 1024 * MiB
 READ_CHUNK = MiB
 
 
+def server_workers() -> int:
+    """Arbiter's granian workers for the request-rate benchmarks: one per core by default.
+
+    The anchors (docker-registry in Go, Verdaccio's libuv pool) use every core
+    on their own; a Python server is deployed with ``--workers`` = cores to do
+    the same. ``ARBITER_BENCH_WORKERS=1`` measures the single-worker default.
+    """
+    return int(os.environ.get("ARBITER_BENCH_WORKERS") or os.cpu_count() or 1)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A loopback port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

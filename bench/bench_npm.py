@@ -4,7 +4,7 @@ Both registries run on loopback and receive the same publish documents
 (written here as ``npm publish`` writes them): one package with 20 versions
 that is measured, and 30 small packages that a project installs.
 
-* ``arbiter serve`` (one granian worker): every request decided by the policy
+* ``arbiter serve`` (one granian worker per core): every request decided by the policy
   and recorded in the audit log, the npm repository public (anonymous reads,
   like Verdaccio's ``access: $all``) and also measured with a token;
 * Verdaccio 6 (the npm package, installed with npm into
@@ -21,7 +21,7 @@ Measured:
 Target (issue R5): packument requests per second >= 1x Verdaccio.
 
 Knobs: ``ARBITER_BENCH_ROUNDS`` (3), ``ARBITER_BENCH_WRK_SECONDS`` (10),
-``ARBITER_BENCH_WORKERS`` (1), ``ARBITER_BENCH_DIR``, ``ARBITER_TOOLS``.
+``ARBITER_BENCH_WORKERS`` (one per core), ``ARBITER_BENCH_DIR``, ``ARBITER_TOOLS``.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ from bench._util import (
     median,
     print_table,
     save_results,
+    server_workers,
     wrk_rate,
 )
 
 ROUNDS = int(os.environ.get("ARBITER_BENCH_ROUNDS", "3"))
 WRK_SECONDS = int(os.environ.get("ARBITER_BENCH_WRK_SECONDS", "10"))
-WORKERS = int(os.environ.get("ARBITER_BENCH_WORKERS", "1"))
+WORKERS = server_workers()
 SCRATCH = os.environ.get("ARBITER_BENCH_DIR") or None
 TOOLS = Path(os.environ.get("ARBITER_TOOLS", Path.home() / ".cache" / "arbiter-tools"))
 VERDACCIO_VERSION = "6.8.0"

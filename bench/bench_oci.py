@@ -17,8 +17,8 @@ Targets (issue R4): push >= 2x the reference, blob pull >= 1x, manifest GET
 
 Knobs: ``ARBITER_BENCH_SIZE_MB`` (default 1024), ``ARBITER_BENCH_ROUNDS``
 (default 3, medians reported), ``ARBITER_BENCH_WRK_SECONDS`` (default 10),
-``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, default 1 as
-``arbiter serve``), ``ARBITER_BENCH_DIR`` (scratch space).
+``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, default one per
+core, as ``arbiter serve --workers`` is deployed), ``ARBITER_BENCH_DIR`` (scratch space).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from bench._util import (
     median,
     print_table,
     save_results,
+    server_workers,
     tune_httpx_reads,
     write_random_file,
     wrk_rate,
@@ -55,7 +56,7 @@ from bench._util import (
 SIZE = int(os.environ.get("ARBITER_BENCH_SIZE_MB", "1024")) * MiB
 ROUNDS = int(os.environ.get("ARBITER_BENCH_ROUNDS", "3"))
 WRK_SECONDS = int(os.environ.get("ARBITER_BENCH_WRK_SECONDS", "10"))
-WORKERS = int(os.environ.get("ARBITER_BENCH_WORKERS", "1"))
+WORKERS = server_workers()
 SCRATCH = os.environ.get("ARBITER_BENCH_DIR") or None
 SMALL = 10 * MiB
 CONCURRENCY = 16

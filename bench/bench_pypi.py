@@ -23,7 +23,8 @@ Targets (issue R5): >= 1x pypiserver on both, with policy and audit on.
 
 Knobs: ``ARBITER_BENCH_PACKAGES`` (500), ``ARBITER_BENCH_DOWNLOADS`` (50),
 ``ARBITER_BENCH_ROUNDS`` (3), ``ARBITER_BENCH_WRK_SECONDS`` (10),
-``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, 1), ``ARBITER_BENCH_DIR``.
+``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, one per core),
+``ARBITER_BENCH_DIR``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from bench._util import (
     median,
     print_table,
     save_results,
+    server_workers,
     wrk_rate,
 )
 
@@ -58,7 +60,7 @@ PACKAGES = int(os.environ.get("ARBITER_BENCH_PACKAGES", "500"))
 DOWNLOADS = int(os.environ.get("ARBITER_BENCH_DOWNLOADS", "50"))
 ROUNDS = int(os.environ.get("ARBITER_BENCH_ROUNDS", "3"))
 WRK_SECONDS = int(os.environ.get("ARBITER_BENCH_WRK_SECONDS", "10"))
-WORKERS = int(os.environ.get("ARBITER_BENCH_WORKERS", "1"))
+WORKERS = server_workers()
 SCRATCH = os.environ.get("ARBITER_BENCH_DIR") or None
 CONCURRENCY = 16
 # wrk answers that may fail (a policy decision timed out under load: a fail-closed 403)
