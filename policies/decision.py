@@ -8,7 +8,7 @@ no caller can forget to handle an engine failure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,10 @@ class PolicyEngine(Protocol):
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Decide; never raises for engine or policy failures (fails closed)."""
+        ...
+
+    def decide_many(self, input_docs: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """:meth:`decide` for each document, in order; for bulk work (retention)."""
         ...
 
     def close(self) -> None:

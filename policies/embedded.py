@@ -14,11 +14,15 @@ caller gets its fail-closed deny on time and the stuck worker finishes later.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 import regopy
@@ -36,6 +40,16 @@ DEFAULT_TIMEOUT_MS = 250
 def default_workers() -> int:
     """Enough threads to keep every core busy while a few evaluations are stuck."""
     return max(4, 2 * (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class _Evaluated:
+    """One evaluation of a batch: when it started and ended, and what it gave."""
+
+    stamp: _outcome.Stamp
+    value: Any
+    error: BaseException | None
+    ended_ns: int
 
 
 class EmbeddedEngine:
@@ -95,6 +109,57 @@ class EmbeddedEngine:
         except Exception as error:  # fail closed on anything the engine raises
             return _outcome.unavailable(stamp, f"{type(error).__name__}: {error}")
         return _outcome.from_result(stamp, value, defined=value is not _compile.UNDEFINED)
+
+    def decide_many(self, input_docs: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """Decide each document, evaluating them one after another on one pool thread.
+
+        Bulk work (a retention pass decides tens of thousands of actions) would
+        otherwise pay a thread hop per decision, about a tenth of its cost.
+        Each evaluation is still held to the timeout: one that took longer is a
+        deny, and the caller stops waiting once the batch has had the timeout
+        once per document; whatever was not decided by then is denied as
+        unavailable, so a stuck evaluation costs its batch, never an allow.
+        """
+        decisions: dict[int, Decision] = {}
+        stamps: dict[int, _outcome.Stamp] = {}
+        for index, input_doc in enumerate(input_docs):
+            stamp = _outcome.Stamp.start(self.name, self.revision)
+            try:
+                stamps[index] = stamp.with_digest(input_digest(input_doc))
+            except PolicyInputError as error:
+                decisions[index] = _outcome.denied(stamp, INVALID_INPUT, str(error))
+        finished: dict[int, _Evaluated] = {}
+
+        def evaluate_all() -> None:
+            for index, stamp in stamps.items():
+                started = dataclasses.replace(stamp, started_ns=time.perf_counter_ns())
+                try:
+                    value, error = self._evaluate(input_docs[index]), None
+                except Exception as raised:  # fail closed on anything the engine raises
+                    value, error = None, raised
+                finished[index] = _Evaluated(started, value, error, time.perf_counter_ns())
+
+        if stamps:
+            # Closed, timed out or failed: whatever is undecided is denied below.
+            with contextlib.suppress(Exception):
+                self._pool.submit(evaluate_all).result(timeout=self._timeout_s * len(stamps))
+        for index, stamp in stamps.items():
+            decisions[index] = self._batch_outcome(stamp, finished.get(index))
+        return [decisions[index] for index in range(len(input_docs))]
+
+    def _batch_outcome(self, stamp: _outcome.Stamp, evaluated: _Evaluated | None) -> Decision:
+        if evaluated is None:
+            return _outcome.unavailable(stamp, "the batch was not decided in time")
+        started = evaluated.stamp
+        if evaluated.error is not None:
+            error = evaluated.error
+            return _outcome.unavailable(started, f"{type(error).__name__}: {error}")
+        if (evaluated.ended_ns - started.started_ns) / 1e9 > self._timeout_s:
+            return _outcome.unavailable(
+                started, f"evaluation took over {self._timeout_s * 1000:g} ms"
+            )
+        value = evaluated.value
+        return _outcome.from_result(started, value, defined=value is not _compile.UNDEFINED)
 
     def close(self) -> None:
         """Stop taking work; evaluations already running finish on their own."""

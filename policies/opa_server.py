@@ -21,7 +21,7 @@ policies cost to evaluate. The input digest still covers the whole document.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,6 +110,10 @@ class OpaServerEngine:
             return None
         result = body.get("result")
         return result if isinstance(result, str) else None
+
+    def decide_many(self, input_docs: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """:meth:`decide` for each document (one keep-alive connection serves them all)."""
+        return [self.decide(input_doc) for input_doc in input_docs]
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Decide; unreachable, slow or foreign OPA is a deny, never an exception."""

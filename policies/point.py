@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,10 @@ class PolicyPoint:
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Decide with the engine in force (never raises; see :class:`PolicyEngine`)."""
         return self._engine.decide(input_doc)
+
+    def decide_many(self, input_docs: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """:meth:`decide` for each document, by one engine (one revision for the batch)."""
+        return self._engine.decide_many(input_docs)
 
     def reload(self) -> str:
         """Put the directory's current bundle in force; the revision now in force.

@@ -52,6 +52,8 @@ class Governed:
 class DecisionPoint(Protocol):
     def decide(self, input_doc: Mapping[str, Any]) -> Decision: ...
 
+    def decide_many(self, input_docs: Sequence[Mapping[str, Any]]) -> list[Decision]: ...
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -176,10 +178,12 @@ class Governor:
         """
         with self.db.read_engine.connect() as conn:
             facts = gather_many(conn, actions)
-        decided: list[tuple[Action, dict[str, Any], Decision]] = []
-        for action, found in zip(actions, facts, strict=True):
-            input_doc = self._input(subject, action, context, found)
-            decided.append((action, input_doc, self.policy.decide(input_doc)))
+        input_docs = [
+            self._input(subject, action, context, found)
+            for action, found in zip(actions, facts, strict=True)
+        ]
+        decisions = self.policy.decide_many(input_docs)  # one engine hop for the chunk
+        decided = list(zip(actions, input_docs, decisions, strict=True))
         allowed = [i for i, (_a, _doc, decision) in enumerate(decided) if decision.allow]
 
         def drafts(failures: Mapping[int, str]) -> list[EventDraft]:

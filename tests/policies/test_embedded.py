@@ -334,3 +334,41 @@ def test_closed_engine_denies(tmp_path: Path) -> None:
     engine.close()
     decision = engine.decide(make_input("pull"))
     assert (decision.allow, decision.reasons) == (False, (ENGINE_UNAVAILABLE,))
+
+
+def test_decide_many_matches_decide_one_by_one(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path, PULL_ALLOWED)
+    try:
+        docs: list[dict[str, Any]] = [
+            {"action": "pull"},
+            {"action": "push"},
+            {"action": "pull", "x": float("nan")},  # not JSON: refused before evaluation
+            {"action": "pull", "n": 1},
+        ]
+        many = engine.decide_many(docs)
+        one_by_one = [engine.decide(doc) for doc in docs]
+        assert [(d.allow, d.reasons) for d in many] == [(d.allow, d.reasons) for d in one_by_one]
+        assert [d.allow for d in many] == [True, False, False, True]
+        assert [d.input_digest for d in many] == [d.input_digest for d in one_by_one]
+        assert len({d.decision_id for d in many}) == len(docs)
+        assert engine.decide_many([]) == []
+    finally:
+        engine.close()
+
+
+def test_decide_many_denies_what_a_slow_evaluation_holds_up(tmp_path: Path) -> None:
+    slow = engine_for(tmp_path, SLOW, timeout_ms=50)
+    try:
+        started = time.monotonic()
+        decisions = slow.decide_many([{"action": "pull"}, {"action": "slow"}, {"action": "pull"}])
+        waited = time.monotonic() - started
+        assert decisions[0].allow
+        assert [d.allow for d in decisions[1:]] == [False, False]
+        assert all(d.reasons == (ENGINE_UNAVAILABLE,) for d in decisions[1:])
+        assert "took over 50 ms" in decisions[1].details["error"] or (
+            "not decided in time" in decisions[1].details["error"]
+        )
+        assert "not decided in time" in decisions[2].details["error"]
+        assert waited < 0.5  # three timeouts at most, not the slow evaluation's length
+    finally:
+        slow.close()

@@ -83,6 +83,7 @@ def test_killed_server_means_deny(opa_server: OpaServer) -> None:
     engine = OpaServerEngine(load_bundle(ALLOW_ALL), opa_server.url, timeout_ms=250)
     try:
         assert engine.decide(make_input()).allow
+        assert [d.allow for d in engine.decide_many([make_input(), make_input()])] == [True, True]
         opa_server.stop()
         for _ in range(3):
             started = time.monotonic()
