@@ -175,7 +175,7 @@ def matching_speed() -> None:
         return
     rng = random.Random(7)
     started = time.perf_counter()
-    advisories = []
+    advisories: list[Any] = []
     copies = -(-OSV_RECORDS // len(real))
     for copy in range(copies):
         for record in real:
@@ -210,7 +210,7 @@ def matching_speed() -> None:
 
 
 def _renamed(record: dict[str, Any], copy: int) -> dict[str, Any]:
-    clone = json.loads(json.dumps(record))
+    clone: dict[str, Any] = json.loads(json.dumps(record))
     clone["id"] = f"{record['id']}-{copy}"
     for affected in clone.get("affected", []):
         package = affected.get("package", {})
