@@ -27,7 +27,7 @@ from registry.bootstrap import ensure_admin
 from registry.config import Settings
 from registry.formats.generic import records
 from registry.governance import PULL, Action, RequestContext, Resource
-from registry.governance.downloads import count_download
+from registry.governance.downloads import download
 from registry.services import Services, build_services
 
 ROUNDS = 2000
@@ -67,7 +67,7 @@ def _setup(data: Path) -> Services:
 def _count(session: Session) -> None:
     version, _row = records.find_file(session, "files", "tool", "1.0", "tool.bin")
     assert version.id is not None
-    count_download(session.connection(), version.id)
+    session.connection().execute(*download(version.id))
 
 
 def _time(call: object, rounds: int) -> list[float]:

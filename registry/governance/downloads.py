@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import bindparam, update
 
 from audit import Touch
 from registry.db.models import Version
@@ -27,9 +27,3 @@ COUNT_DOWNLOAD = (
 def download(version_id: int) -> Touch:
     """The counter update for one served read of ``version_id``, stamped now."""
     return COUNT_DOWNLOAD, {"version_id": version_id, "pulled_at": datetime.now(UTC)}
-
-
-def count_download(conn: Connection, version_id: int) -> None:
-    """Bump the counter inside the caller's transaction (for a read applied as a unit)."""
-    statement, params = download(version_id)
-    conn.execute(statement, params)

@@ -10,17 +10,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import Connection
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from registry.blobs import BlobRef
-from registry.errors import BadRequest, PayloadTooLarge
+from registry.db.models import ArtifactFile, Version
+from registry.errors import BadRequest, NotFound, PayloadTooLarge
 from registry.formats.generic import records
 from registry.formats.generic.paths import GenericPath, parse
-from registry.governance import DELETE, PULL, PUSH, Action, Resource
-from registry.governance.downloads import count_download
+from registry.governance import DELETE, PULL, PUSH, Action, Resource, Serving
 from registry.governance.uploads import governed_push
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
+from registry.web.hops import off_loop
 
 FORMAT = "generic"
 CHECKSUM_HEADER = "X-Checksum-Sha256"
@@ -117,23 +119,37 @@ async def upload(
     return JSONResponse(body, status_code=201)
 
 
+# A file's rows, or why there is none (audited as a failed pull once decided).
+_Found = tuple[Version, ArtifactFile] | NotFound
+
+
 async def _governed_file(
     repo: str, path: str, services: Any, subject: Any, context: Any, *, count: bool
 ) -> tuple[str, int, str]:
+    """Read the file's rows, then decide and audit its pull (a counted one for GET)."""
     target = _file_path(path)
 
-    def apply(session: Session) -> tuple[str, int, str]:
-        version, row = records.find_file(
-            session, repo, target.package, target.version or "", target.filename or ""
-        )
-        if count and version.id is not None:
-            count_download(session.connection(), version.id)
-        return row.blob_digest, row.size, row.media_type
+    def read(conn: Connection) -> _Found:
+        with Session(bind=conn) as session:
+            try:
+                return records.find_file(
+                    session, repo, target.package, target.version or "", target.filename or ""
+                )
+            except NotFound as missing:
+                return missing
+
+    def serving(found: _Found) -> Serving:
+        if isinstance(found, NotFound):
+            return Serving(error=found)
+        return Serving(download=found[0].id if count else None)
 
     action = Action(verb=PULL, resource=_resource(repo, target))
-    result = await run_in_threadpool(services.governor.govern, subject, action, context, apply)
-    assert result is not None
-    return result  # type: ignore[no-any-return]
+    found = await off_loop(
+        lambda: services.governor.govern_read(subject, context, read, lambda _f: action, serving)
+    )
+    assert not isinstance(found, NotFound)
+    row = found[1]
+    return row.blob_digest, row.size, row.media_type
 
 
 def _file_headers(digest: str, size: int) -> dict[str, str]:

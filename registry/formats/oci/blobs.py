@@ -10,40 +10,38 @@ from __future__ import annotations
 import re
 
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from registry.formats.oci import digests, lookups, records
 from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, blob_unknown
 from registry.formats.oci.lookups import BlobHit
-from registry.governance import DELETE, PULL, Action
+from registry.governance import DELETE, PULL, Action, Serving
+from registry.web.hops import off_loop
 
 OCTET_STREAM = "application/octet-stream"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 async def _pulled(call: Call, *, head: bool) -> BlobHit:
-    """Resolve, decide and record in one worker-thread hop."""
+    """Resolve, decide and record in one hop (the rows first, as every pull)."""
     digest = digests.parse(call.target.arg)
     target = call.target
+    details = {"blob": digest, "head": True} if head else {"blob": digest}
+    action = Action(verb=PULL, resource=call.resource(digest=digest), details=details)
 
-    def pull() -> BlobHit:
-        link = call.query_now(
-            lambda conn: lookups.blob(conn, target.repository, target.image, digest)
+    def serving(link: BlobHit | None) -> Serving:
+        return Serving(error=blob_unknown(digest)) if link is None else Serving()
+
+    link = await off_loop(
+        lambda: call.govern_read_now(
+            lambda conn: lookups.blob(conn, target.repository, target.image, digest),
+            lambda _link: action,
+            serving,
         )
-
-        def apply(_session: Session) -> None:
-            if link is None:
-                raise blob_unknown(digest)
-
-        details = {"blob": digest, "head": True} if head else {"blob": digest}
-        action = Action(verb=PULL, resource=call.resource(digest=digest), details=details)
-        call.govern_now(action, apply)
-        assert link is not None
-        return link
-
-    return await run_in_threadpool(pull)
+    )
+    assert link is not None
+    return link
 
 
 def _headers(link: BlobHit) -> dict[str, str]:

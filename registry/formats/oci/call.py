@@ -1,8 +1,8 @@
 """One ``/v2`` request as the handlers see it: target, subject, services, governance.
 
 Handlers translate the request into governed actions through :meth:`Call.govern`
-(the one road) and read rows through :meth:`Call.read`; neither blocks the
-event loop.
+(the one road; :meth:`Call.govern_read_now` for pulls, which read their rows
+first) and read rows through :meth:`Call.read`; none blocks the event loop.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from registry.auth import Subject
 from registry.formats.oci.auth import Credentials
 from registry.formats.oci.names import Target
 from registry.formats.oci.records import FORMAT
-from registry.governance import Action, RequestContext, Resource
+from registry.governance import Action, RequestContext, Resource, Serving
 from registry.governance.governor import Apply
 from registry.services import Services
 
@@ -49,11 +49,19 @@ class Call:
 
     async def govern(self, action: Action, apply: Apply[T] | None = None) -> T | None:
         """Decide, audit and apply ``action`` (raises PolicyDenied on a deny)."""
-        return await run_in_threadpool(self.govern_now, action, apply)
+        governor = self.services.governor
+        return await run_in_threadpool(governor.govern, self.subject, action, self.context, apply)
 
-    def govern_now(self, action: Action, apply: Apply[T] | None = None) -> T | None:
-        """:meth:`govern` on the calling thread (a worker thread already)."""
-        return self.services.governor.govern(self.subject, action, self.context, apply)
+    def govern_read_now(
+        self,
+        read: Callable[[Connection], T],
+        action: Callable[[T], Action],
+        serving: Callable[[T], Serving],
+    ) -> T:
+        """Read rows, then decide and audit their pull (:meth:`Governor.govern_read`),
+        on the calling thread (a read-pool thread already)."""
+        governor = self.services.governor
+        return governor.govern_read(self.subject, self.context, read, action, serving)
 
     async def read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a read-only session off the event loop; returned rows are detached."""
@@ -65,11 +73,6 @@ class Call:
                 return result
 
         return await run_in_threadpool(run)
-
-    def query_now(self, work: Callable[[Connection], T]) -> T:
-        """Run Core queries on a read connection, on the calling (worker) thread."""
-        with self.services.db.read_engine.connect() as conn:
-            return work(conn)
 
     def location(self, *parts: str) -> str:
         return "/".join(("/v2", self.target.name, *parts))

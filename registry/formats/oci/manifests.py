@@ -87,9 +87,7 @@ async def _pull(call: Call, *, head: bool) -> Response:
         return Serving(download=None if head else row.version_id)
 
     def pull() -> tuple[ManifestHit, bytes]:
-        row = call.services.governor.govern_read(
-            call.subject,
-            call.context,
+        row = call.govern_read_now(
             lambda conn: lookups.manifest(conn, target.repository, target.image, reference),
             action,
             serving,
