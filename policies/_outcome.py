@@ -8,12 +8,12 @@ failure becomes the same fail-closed deny.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from policies.decision import ENGINE_UNAVAILABLE, NO_DECISION, Decision
+from policies.ids import random_uuid
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def decided(
         allow=allow,
         reasons=reasons,
         obligations=obligations,
-        decision_id=str(uuid.uuid4()),
+        decision_id=str(random_uuid()),
         policy_revision=stamp.revision,
         engine=stamp.engine,
         elapsed_us=(time.perf_counter_ns() - stamp.started_ns) // 1000,

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlmodel import Session
 
 from audit import AuditLog, GroupCommitter, prepare
-from audit.events import EventDraft
+from audit.events import Event, EventDraft
 from policies.decision import Decision
 from registry.auth.subject import Subject
 from registry.db import Database
@@ -38,6 +39,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 Apply = Callable[[Session], T]
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class PendingRead(Generic[R]):
+    """Rows read and allowed, whose audit event is queued: serve them once ``recorded`` resolves."""
+
+    rows: R
+    recorded: Future[Event]
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,23 @@ class Governor:
         action: Callable[[R], Action],
         serving: Callable[[R], Serving] = lambda _rows: Serving(),
     ) -> R:
-        """Read rows, then decide and audit ``action(rows)``; the rows once allowed.
+        """Read rows, then decide and audit ``action(rows)``; the rows once durable.
+
+        :meth:`start_read`, then waiting on this thread for the event's commit.
+        """
+        pending = self.start_read(subject, context, read, action, serving)
+        pending.recorded.result()
+        return pending.rows
+
+    def start_read(
+        self,
+        subject: Subject,
+        context: RequestContext,
+        read: Callable[[Connection], R],
+        action: Callable[[R], Action],
+        serving: Callable[[R], Serving] = lambda _rows: Serving(),
+    ) -> PendingRead[R]:
+        """Read rows, decide and queue the audit event of ``action(rows)``; don't wait.
 
         The road of the hottest requests (manifest GETs, index pages,
         archives). The rows and the action's facts come from one read
@@ -125,6 +150,10 @@ class Governor:
         and one counter ``executemany`` instead of a savepoint and a session
         each. A read that cannot be served (``serving(rows).error``) is audited
         as failed and raised, as :meth:`govern` does when ``apply`` raises.
+
+        The caller must not serve the rows before ``recorded`` resolves: only
+        then is the event durable. Returning instead of waiting lets an event
+        loop await that commit without parking a thread on it.
         """
         with self.db.read_engine.connect() as conn:
             rows = read(conn)
@@ -140,8 +169,7 @@ class Governor:
             raise error
         draft = prepare(self._draft(subject, governed, decision, input_doc, outcome="allowed"))
         touch = download(found.download) if found.download is not None else None
-        self._group_committer().append(draft, touch=touch).result()
-        return rows
+        return PendingRead(rows, self._group_committer().append(draft, touch=touch))
 
     def _allowed(
         self, subject: Subject, action: Action, context: RequestContext, facts: Facts | None = None

@@ -1,4 +1,4 @@
-"""The read path of package formats: authenticate, read, decide and audit in one thread hop.
+"""The read path of package formats: authenticate, read, decide and audit in one step.
 
 Installers fetch an index page, a metadata file and an archive per package,
 each of which is decided by the policy and recorded in the audit log. Measured
@@ -6,8 +6,8 @@ on the 2-core loopback machine (``wrk -c16`` on a PyPI project page), the
 framework around that work cost more than the work itself: a FastAPI sync
 dependency for authentication and ``run_in_threadpool`` for the rest meant two
 worker-thread hops per request, each through anyio's capacity limiter and
-cancel scope. :func:`governed_read` does all of it on one thread of a plain
-executor, so a request costs one hop.
+cancel scope. :func:`governed_read` does all of it in one step, on the event
+loop or one hop off it (:mod:`registry.web.hops`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from starlette.requests import Request
 
 from registry.auth import Subject
 from registry.governance import Action, RequestContext, Serving
+from registry.governance.governor import PendingRead
 from registry.services import Services
-from registry.web.hops import off_loop
+from registry.web.hops import governed
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ async def governed_read(
     action: Callable[[T], Action],
     serving: Callable[[T], Serving] = lambda _rows: Serving(),
 ) -> tuple[Subject, T]:
-    """Authenticate, read rows, then decide and audit ``action(rows)`` on one worker thread.
+    """Authenticate, read rows, then decide and audit ``action(rows)``; the rows once durable.
 
     ``serving(rows)`` says whether the rows can be served (else its error is
     audited as failed and raised) and which version's download counter the
@@ -51,9 +52,10 @@ async def governed_read(
     header = request.headers.get("authorization")
     context = context_of(request)
 
-    def run() -> tuple[Subject, T]:
+    def start() -> PendingRead[tuple[Subject, T]]:
         subject = services.authenticator.authenticate(header)
         request.state.subject = subject
-        return subject, services.governor.govern_read(subject, context, read, action, serving)
+        pending = services.governor.start_read(subject, context, read, action, serving)
+        return PendingRead((subject, pending.rows), pending.recorded)
 
-    return await off_loop(run)
+    return await governed(services, start)

@@ -7,12 +7,13 @@ Pure ASGI (not ``BaseHTTPMiddleware``) so request bodies stay streams and the
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from policies.ids import random_uuid
 
 REQUESTS = Counter(
     "arbiter_http_requests_total", "HTTP requests by method and status", ["method", "status"]
@@ -30,7 +31,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or random_uuid().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500

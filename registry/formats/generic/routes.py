@@ -22,7 +22,7 @@ from registry.formats.generic.paths import GenericPath, parse
 from registry.governance import DELETE, PULL, PUSH, Action, Resource, Serving
 from registry.governance.uploads import governed_push
 from registry.web.deps import ContextDep, ServicesDep, SubjectDep
-from registry.web.hops import off_loop
+from registry.web.hops import governed
 
 FORMAT = "generic"
 CHECKSUM_HEADER = "X-Checksum-Sha256"
@@ -144,8 +144,9 @@ async def _governed_file(
         return Serving(download=found[0].id if count else None)
 
     action = Action(verb=PULL, resource=_resource(repo, target))
-    found = await off_loop(
-        lambda: services.governor.govern_read(subject, context, read, lambda _f: action, serving)
+    found = await governed(
+        services,
+        lambda: services.governor.start_read(subject, context, read, lambda _f: action, serving),
     )
     assert not isinstance(found, NotFound)
     row = found[1]

@@ -17,14 +17,14 @@ from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, blob_unknown
 from registry.formats.oci.lookups import BlobHit
 from registry.governance import DELETE, PULL, Action, Serving
-from registry.web.hops import off_loop
+from registry.web.hops import governed
 
 OCTET_STREAM = "application/octet-stream"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 async def _pulled(call: Call, *, head: bool) -> BlobHit:
-    """Resolve, decide and record in one hop (the rows first, as every pull)."""
+    """Resolve, decide and record (the rows first, as every pull)."""
     digest = digests.parse(call.target.arg)
     target = call.target
     details = {"blob": digest, "head": True} if head else {"blob": digest}
@@ -33,12 +33,13 @@ async def _pulled(call: Call, *, head: bool) -> BlobHit:
     def serving(link: BlobHit | None) -> Serving:
         return Serving(error=blob_unknown(digest)) if link is None else Serving()
 
-    link = await off_loop(
-        lambda: call.govern_read_now(
+    link = await governed(
+        call.services,
+        lambda: call.start_read(
             lambda conn: lookups.blob(conn, target.repository, target.image, digest),
             lambda _link: action,
             serving,
-        )
+        ),
     )
     assert link is not None
     return link

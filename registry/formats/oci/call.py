@@ -1,7 +1,7 @@
 """One ``/v2`` request as the handlers see it: target, subject, services, governance.
 
 Handlers translate the request into governed actions through :meth:`Call.govern`
-(the one road; :meth:`Call.govern_read_now` for pulls, which read their rows
+(the one road; :meth:`Call.start_read` for pulls, which read their rows
 first) and read rows through :meth:`Call.read`; none blocks the event loop.
 """
 
@@ -21,7 +21,7 @@ from registry.formats.oci.auth import Credentials
 from registry.formats.oci.names import Target
 from registry.formats.oci.records import FORMAT
 from registry.governance import Action, RequestContext, Resource, Serving
-from registry.governance.governor import Apply
+from registry.governance.governor import Apply, PendingRead
 from registry.services import Services
 
 T = TypeVar("T")
@@ -52,16 +52,16 @@ class Call:
         governor = self.services.governor
         return await run_in_threadpool(governor.govern, self.subject, action, self.context, apply)
 
-    def govern_read_now(
+    def start_read(
         self,
         read: Callable[[Connection], T],
         action: Callable[[T], Action],
         serving: Callable[[T], Serving],
-    ) -> T:
-        """Read rows, then decide and audit their pull (:meth:`Governor.govern_read`),
-        on the calling thread (a read-pool thread already)."""
+    ) -> PendingRead[T]:
+        """Read rows, then decide and queue the audit event of their pull
+        (:meth:`Governor.start_read`); await it with :func:`registry.web.hops.governed`."""
         governor = self.services.governor
-        return governor.govern_read(self.subject, self.context, read, action, serving)
+        return governor.start_read(self.subject, self.context, read, action, serving)
 
     async def read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a read-only session off the event loop; returned rows are detached."""

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from policies.inputs import TagChange
 from registry.formats.oci import analysis, digests, lookups, records
+from registry.formats.oci.bodies import manifest_body
 from registry.formats.oci.call import Call
 from registry.formats.oci.errors import OciError, manifest_unknown
 from registry.formats.oci.lookups import ManifestHit
@@ -31,7 +32,7 @@ from registry.formats.oci.names import is_tag
 from registry.governance import DELETE, PULL, PUSH, STAGE_CONTENT, TAG, Action, Serving
 from registry.governance.blob_rows import commit_blob
 from registry.supplychain.hook import LayerBlob, StagedAnalysis
-from registry.web.hops import off_loop
+from registry.web.hops import governed
 
 
 def _reference(call: Call) -> str:
@@ -68,7 +69,7 @@ async def head(call: Call) -> Response:
 
 
 async def _pull(call: Call, *, head: bool) -> Response:
-    """Resolve, decide, record and read in one worker-thread hop (the hottest path)."""
+    """Resolve, decide and record (the hottest path: see :mod:`registry.web.hops`), then read."""
     reference = _reference(call)
     target = call.target
 
@@ -86,19 +87,18 @@ async def _pull(call: Call, *, head: bool) -> Response:
             return Serving(error=manifest_unknown(reference))
         return Serving(download=None if head else row.version_id)
 
-    def pull() -> tuple[ManifestHit, bytes]:
-        row = call.govern_read_now(
+    row = await governed(
+        call.services,
+        lambda: call.start_read(
             lambda conn: lookups.manifest(conn, target.repository, target.image, reference),
             action,
             serving,
-        )
-        assert row is not None
-        body = b"" if head else call.services.blobs.path_of(row.storage_digest).read_bytes()
-        return row, body
-
-    row, body = await off_loop(pull)
+        ),
+    )
+    assert row is not None
     if head:
         return Response(status_code=200, headers=_headers(row))
+    body = manifest_body(call.services.blobs, row.storage_digest)
     return Response(content=body, status_code=200, headers=_headers(row))
 
 
