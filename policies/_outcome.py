@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.decision import ENGINE_UNAVAILABLE, NO_DECISION, Decision
+from policies.decision import ENGINE_UNAVAILABLE, INVALID_INPUT, NO_DECISION, Decision
+from policies.errors import PolicyInputError
 from policies.ids import random_uuid
+from policies.inputs import input_digest
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,21 @@ class Stamp:
 
     def with_digest(self, digest: str) -> Stamp:
         return Stamp(self.engine, self.revision, self.started_ns, digest)
+
+
+def stamp_for(engine: str, revision: str, input_doc: Any) -> Stamp | Decision:
+    """The stamp of a decision on ``input_doc``, digest included, or the deny if it is not JSON.
+
+    The digest covers the whole input (what the audit log records), whatever
+    part of it the engine goes on to evaluate. Hashing first also refuses a
+    non-JSON input before any evaluation: the answer is then the
+    ``policy input invalid`` deny, returned instead of a stamp.
+    """
+    stamp = Stamp.start(engine, revision)
+    try:
+        return stamp.with_digest(input_digest(input_doc))
+    except PolicyInputError as error:
+        return denied(stamp, INVALID_INPUT, str(error))
 
 
 def decided(

@@ -46,9 +46,14 @@ class PolicyBundle:
         """Every file of the bundle by relative path, as read."""
         return {**self.modules, **self.tests, **self.data_files}
 
-    def write_to(self, directory: Path) -> None:
-        """Recreate the bundle's files under ``directory`` (for ``opa check``)."""
-        for relative, text in self.files().items():
+    def write_to(self, directory: Path, *, tests: bool = True) -> None:
+        """Recreate the bundle's files under ``directory`` (for ``opa check``).
+
+        ``tests=False`` leaves the ``_test.rego`` files out, for ``opa build``,
+        which would otherwise compile every test rule into the bundle too.
+        """
+        files = self.files() if tests else {**self.modules, **self.data_files}
+        for relative, text in files.items():
             target = directory / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
@@ -96,6 +101,18 @@ def opa_binary() -> str | None:
     return shutil.which("opa")
 
 
+def run_opa(opa: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``opa`` with ``args``, its output captured; raises ``subprocess.TimeoutExpired``."""
+    return subprocess.run(
+        [opa, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=OPA_CHECK_TIMEOUT_S,
+        check=False,
+    )
+
+
 def opa_check(bundle: PolicyBundle, opa: str) -> tuple[Problem, ...]:
     """``opa check --strict`` over the bundle exactly as loaded, as :class:`Problem` s.
 
@@ -104,13 +121,7 @@ def opa_check(bundle: PolicyBundle, opa: str) -> tuple[Problem, ...]:
     """
     with tempfile.TemporaryDirectory(prefix="arbiter-opa-check-") as scratch:
         bundle.write_to(Path(scratch))
-        completed = subprocess.run(
-            [opa, "check", "--strict", "--format", "json", scratch],
-            capture_output=True,
-            text=True,
-            timeout=OPA_CHECK_TIMEOUT_S,
-            check=False,
-        )
+        completed = run_opa(opa, "check", "--strict", "--format", "json", scratch)
         if completed.returncode == 0:
             return ()
         return tuple(_opa_problems(completed.stdout or completed.stderr, scratch))

@@ -29,9 +29,7 @@ import regopy
 
 from policies import _compile, _outcome
 from policies.bundle import PolicyBundle
-from policies.decision import INVALID_INPUT, Decision
-from policies.errors import PolicyInputError
-from policies.inputs import input_digest
+from policies.decision import Decision
 from policies.validation import validate_bundle
 
 DEFAULT_TIMEOUT_MS = 250
@@ -88,13 +86,10 @@ class EmbeddedEngine:
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Decide; a timeout, error or bad input is a deny, never an exception."""
-        stamp = _outcome.Stamp.start(self.name, self.revision)
-        try:
-            # Hashing first also refuses a non-JSON input before any evaluation.
-            # (Hashing while regopy runs measured no faster: both need the GIL.)
-            stamp = stamp.with_digest(input_digest(input_doc))
-        except PolicyInputError as error:
-            return _outcome.denied(stamp, INVALID_INPUT, str(error))
+        # (Hashing while regopy runs measured no faster: both need the GIL.)
+        stamp = _outcome.stamp_for(self.name, self.revision, input_doc)
+        if isinstance(stamp, Decision):
+            return stamp
         try:
             future = self._pool.submit(self._evaluate, input_doc)
         except RuntimeError:
@@ -123,11 +118,11 @@ class EmbeddedEngine:
         decisions: dict[int, Decision] = {}
         stamps: dict[int, _outcome.Stamp] = {}
         for index, input_doc in enumerate(input_docs):
-            stamp = _outcome.Stamp.start(self.name, self.revision)
-            try:
-                stamps[index] = stamp.with_digest(input_digest(input_doc))
-            except PolicyInputError as error:
-                decisions[index] = _outcome.denied(stamp, INVALID_INPUT, str(error))
+            stamp = _outcome.stamp_for(self.name, self.revision, input_doc)
+            if isinstance(stamp, Decision):
+                decisions[index] = stamp
+            else:
+                stamps[index] = stamp
         finished: dict[int, _Evaluated] = {}
 
         def evaluate_all() -> None:

@@ -33,9 +33,8 @@ from policies import _outcome
 from policies._opa_http import DecisionChannel
 from policies._projection import input_paths, project, projection
 from policies.bundle import PolicyBundle
-from policies.decision import INVALID_INPUT, Decision
-from policies.errors import PolicyConfigError, PolicyInputError, PolicyLoadError, Problem
-from policies.inputs import input_digest
+from policies.decision import Decision
+from policies.errors import PolicyConfigError, PolicyLoadError, Problem
 
 DEFAULT_TIMEOUT_MS = 250
 PUBLISH_TIMEOUT_S = 30.0
@@ -117,11 +116,9 @@ class OpaServerEngine:
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Decide; unreachable, slow or foreign OPA is a deny, never an exception."""
-        stamp = _outcome.Stamp.start(self.name, self.revision)
-        try:
-            stamp = stamp.with_digest(input_digest(input_doc))
-        except PolicyInputError as error:
-            return _outcome.denied(stamp, INVALID_INPUT, str(error))
+        stamp = _outcome.stamp_for(self.name, self.revision, input_doc)
+        if isinstance(stamp, Decision):
+            return stamp
         try:
             payload = project(dict(input_doc), self._projection)
             body = self._decisions.post({"input": payload})
