@@ -33,6 +33,7 @@ from policies.point import PolicyPoint
 
 if TYPE_CHECKING:
     from policies.opa_server import OpaServerEngine
+    from policies.wasm import WasmEngine
 
 __all__ = [
     "ENGINE_KINDS",
@@ -52,6 +53,7 @@ __all__ = [
     "PolicyPoint",
     "Problem",
     "RecordedDecision",
+    "WasmEngine",
     "build_input",
     "default_policy_dir",
     "diff_decisions",
@@ -64,9 +66,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``OpaServerEngine`` on first use: its client libraries cost ~10 MB per worker."""
+    """``OpaServerEngine`` and ``WasmEngine`` on first use: their libraries cost memory
+    (~10 MB of HTTP clients; wasmtime's 29 MB library) that the embedded default never uses.
+    """
     if name == "OpaServerEngine":
         from policies.opa_server import OpaServerEngine
 
         return OpaServerEngine
+    if name == "WasmEngine":
+        from policies.wasm import WasmEngine
+
+        return WasmEngine
     raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="sqlite:///... or postgresql+psycopg://...")
     blob_store: Literal["filesystem"] = "filesystem"
     blob_root: Path | None = None
-    policy_engine: Literal["embedded", "opa"] = "embedded"
+    policy_engine: Literal["embedded", "wasm", "opa"] = "embedded"
     opa_url: str | None = None
     policy_dir: Path | None = None
     policy_timeout_ms: int = Field(default=250, gt=0)

@@ -1,7 +1,8 @@
-"""Both engines agree: generated inputs get identical decisions from regopy and OPA.
+"""Every engine agrees: generated inputs get identical decisions from regopy, the
+wasm module OPA compiles, and an OPA server.
 
 Here the OPA server receives the whole input (``project_input=False``); the
-embedded engine receives only the part the modules read (see
+embedded and wasm engines receive only the part the modules read (see
 ``policies._projection``), so this test also guards that projection.
 """
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from policies import EmbeddedEngine, OpaServerEngine, default_policy_dir, load_bundle
 from policies.inputs import Artifact, TagChange
+from policies.wasm import WasmEngine
 from tests.policies.conftest import OpaServer, make_input
 
 pytestmark = pytest.mark.opa
@@ -48,6 +50,13 @@ def engines(shared_opa_server: OpaServer) -> Iterator[tuple[EmbeddedEngine, OpaS
     yield embedded, opa
     embedded.close()
     opa.close()
+
+
+@pytest.fixture(scope="module")
+def wasm(opa_binary: str) -> Iterator[WasmEngine]:
+    engine = WasmEngine.from_bundle(load_bundle(default_policy_dir()), use_opa=False)
+    yield engine
+    engine.close()
 
 
 labels = st.dictionaries(
@@ -96,22 +105,36 @@ def outcome(decision: Any) -> tuple[bool, tuple[str, ...], dict[str, Any]]:
     return decision.allow, decision.reasons, dict(decision.obligations)
 
 
-@settings(
+def assert_agree(ours: Any, theirs: Any) -> None:
+    assert ours.input_digest == theirs.input_digest
+    assert ours.policy_revision == theirs.policy_revision
+    assert not ours.details and not theirs.details, (ours.details, theirs.details)
+    assert outcome(ours) == outcome(theirs)
+
+
+AGREEMENT = settings(
     max_examples=400,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@AGREEMENT
 @given(doc=inputs)
 def test_embedded_and_opa_decide_identically(
     engines: tuple[EmbeddedEngine, OpaServerEngine], doc: dict[str, Any]
 ) -> None:
     embedded, opa = engines
-    ours, theirs = embedded.decide(doc), opa.decide(doc)
-    assert ours.input_digest == theirs.input_digest
-    assert ours.policy_revision == theirs.policy_revision
-    assert not ours.details and not theirs.details, (ours.details, theirs.details)
-    assert outcome(ours) == outcome(theirs)
+    assert_agree(embedded.decide(doc), opa.decide(doc))
+
+
+@AGREEMENT
+@given(doc=inputs)
+def test_wasm_and_opa_decide_identically(
+    engines: tuple[EmbeddedEngine, OpaServerEngine], wasm: WasmEngine, doc: dict[str, Any]
+) -> None:
+    assert_agree(wasm.decide(doc), engines[1].decide(doc))
 
 
 def test_generated_inputs_reach_both_outcomes(

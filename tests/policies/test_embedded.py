@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from policies import (
     INVALID_INPUT,
     NO_DECISION,
     EmbeddedEngine,
+    PolicyEngine,
     default_policy_dir,
     load_bundle,
 )
@@ -32,9 +33,20 @@ def engine() -> Iterator[EmbeddedEngine]:
     starter.close()
 
 
-def engine_for(root: Path, source: str, **options: Any) -> EmbeddedEngine:
-    (root / "policy.rego").write_text(source)
-    return EmbeddedEngine(validate_bundle(load_bundle(root), use_opa=False), **options)
+EngineFor = Callable[..., PolicyEngine]
+
+
+@pytest.fixture
+def engine_for(tmp_path: Path) -> EngineFor:
+    """Builds this module's engine over a one-file policy (another engine's tests, too:
+    test_wasm_engine runs the engine-contract tests below with its own ``engine_for``).
+    """
+
+    def build(source: str, **options: Any) -> EmbeddedEngine:
+        (tmp_path / "policy.rego").write_text(source)
+        return EmbeddedEngine(validate_bundle(load_bundle(tmp_path), use_opa=False), **options)
+
+    return build
 
 
 ALLOWED: list[tuple[str, dict[str, Any]]] = [
@@ -261,6 +273,12 @@ def test_concurrent_decisions_match_sequential_ones(engine: EmbeddedEngine) -> N
 ALLOW = '{"allow": true, "reasons": [], "obligations": {}}'
 PULL_ALLOWED = f'package registry\n\ndecision := {ALLOW} if input.action == "pull"\n\n'
 
+CONFLICT = (
+    PULL_ALLOWED
+    + 'decision := {"allow": true, "reasons": ["a"]} if input.action == "push"\n\n'
+    + 'decision := {"allow": true, "reasons": ["b"]} if input.action == "push"\n'
+)
+
 SLOW = """package registry
 
 decision := {"allow": true, "reasons": [], "obligations": {}} if input.action != "slow"
@@ -271,8 +289,8 @@ work := [x | some i in numbers.range(1, 250); some j in numbers.range(1, 250); x
 """
 
 
-def test_timeout_denies_on_time(tmp_path: Path) -> None:
-    slow = engine_for(tmp_path, SLOW, timeout_ms=50)
+def test_timeout_denies_on_time(engine_for: EngineFor) -> None:
+    slow = engine_for(SLOW, timeout_ms=50)
     try:
         started = time.monotonic()
         decision = slow.decide({"action": "slow"})
@@ -286,13 +304,8 @@ def test_timeout_denies_on_time(tmp_path: Path) -> None:
         slow.close()
 
 
-def test_runtime_error_fails_closed(tmp_path: Path) -> None:
-    conflict = (
-        PULL_ALLOWED
-        + 'decision := {"allow": true, "reasons": ["a"]} if input.action == "push"\n\n'
-        + 'decision := {"allow": true, "reasons": ["b"]} if input.action == "push"\n'
-    )
-    broken = engine_for(tmp_path, conflict)
+def test_runtime_error_fails_closed(engine_for: EngineFor) -> None:
+    broken = engine_for(CONFLICT)
     try:
         decision = broken.decide({"action": "push"})
         assert (decision.allow, decision.reasons) == (False, (ENGINE_UNAVAILABLE,))
@@ -301,8 +314,8 @@ def test_runtime_error_fails_closed(tmp_path: Path) -> None:
         broken.close()
 
 
-def test_undefined_decision_is_no_decision(tmp_path: Path) -> None:
-    engine = engine_for(tmp_path, PULL_ALLOWED)
+def test_undefined_decision_is_no_decision(engine_for: EngineFor) -> None:
+    engine = engine_for(PULL_ALLOWED)
     try:
         decision = engine.decide({"action": "push"})
         assert (decision.allow, decision.reasons) == (False, (NO_DECISION,))
@@ -310,9 +323,9 @@ def test_undefined_decision_is_no_decision(tmp_path: Path) -> None:
         engine.close()
 
 
-def test_malformed_decision_is_no_decision(tmp_path: Path) -> None:
+def test_malformed_decision_is_no_decision(engine_for: EngineFor) -> None:
     malformed = PULL_ALLOWED + 'decision := {"allow": "yes"} if input.action == "push"\n'
-    engine = engine_for(tmp_path, malformed)
+    engine = engine_for(malformed)
     try:
         decision = engine.decide({"action": "push"})
         assert (decision.allow, decision.reasons) == (False, (NO_DECISION,))
@@ -329,15 +342,15 @@ def test_non_json_input_is_denied_not_raised(engine: EmbeddedEngine) -> None:
     assert "not JSON" in decision.details["error"]
 
 
-def test_closed_engine_denies(tmp_path: Path) -> None:
-    engine = engine_for(tmp_path, 'package registry\n\ndecision := {"allow": true}\n')
+def test_closed_engine_denies(engine_for: EngineFor) -> None:
+    engine = engine_for('package registry\n\ndecision := {"allow": true}\n')
     engine.close()
     decision = engine.decide(make_input("pull"))
     assert (decision.allow, decision.reasons) == (False, (ENGINE_UNAVAILABLE,))
 
 
-def test_decide_many_matches_decide_one_by_one(tmp_path: Path) -> None:
-    engine = engine_for(tmp_path, PULL_ALLOWED)
+def test_decide_many_matches_decide_one_by_one(engine_for: EngineFor) -> None:
+    engine = engine_for(PULL_ALLOWED)
     try:
         docs: list[dict[str, Any]] = [
             {"action": "pull"},
@@ -356,8 +369,8 @@ def test_decide_many_matches_decide_one_by_one(tmp_path: Path) -> None:
         engine.close()
 
 
-def test_decide_many_denies_what_a_slow_evaluation_holds_up(tmp_path: Path) -> None:
-    slow = engine_for(tmp_path, SLOW, timeout_ms=50)
+def test_decide_many_denies_what_a_slow_evaluation_holds_up(engine_for: EngineFor) -> None:
+    slow = engine_for(SLOW, timeout_ms=50)
     try:
         started = time.monotonic()
         decisions = slow.decide_many([{"action": "pull"}, {"action": "slow"}, {"action": "pull"}])
