@@ -32,6 +32,10 @@ are queued than in recent batches, the committer waits up to ``max_delay``
 together stay together instead of splitting into cohorts that each pay a
 commit. A lone caller never waits.
 
+``gate``, if given, is entered around each transaction: a way to queue with
+the committers of other processes that write the same database (see
+``registry.db.write_gate``) rather than in the database's busy handler.
+
 The committer keeps one connection of its own. Units must only use the
 connection they are given and should be short: they hold the write lock.
 Encode drafts with :func:`audit.prepare` in the calling thread to keep that
@@ -49,6 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -113,6 +118,7 @@ class GroupCommitter:
         max_batch: int = 512,
         max_delay: float = 0.0003,
         name: str = "audit-commit",
+        gate: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         if max_batch < 1:
             raise AuditError("max_batch must be at least 1")
@@ -120,6 +126,7 @@ class GroupCommitter:
         self._log = log or AuditLog()
         self._max_batch = max_batch
         self._max_delay = max_delay
+        self._gate = gate or contextlib.nullcontext
         self._recent: deque[int] = deque([1], maxlen=16)
         self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
@@ -219,7 +226,7 @@ class GroupCommitter:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn = self._connection()
-            with conn.begin():
+            with self._gate(), conn.begin():
                 for group in _runs(live):
                     outcomes += self._apply(conn, group)
         except BaseException as exc:  # the COMMIT failed: nothing took effect

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
+
+from registry.db.write_gate import WriteGate
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -51,8 +54,6 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
-            from pathlib import Path
-
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=16)
         _configure_sqlite(engine, immediate=immediate)
@@ -67,6 +68,7 @@ class Database:
         self.url = url
         self.read_engine = make_engine(url)
         self.write_engine = make_engine(url, immediate=True)
+        self.write_gate = _write_gate(url)
 
     @property
     def dialect(self) -> str:
@@ -90,3 +92,15 @@ class Database:
     def dispose(self) -> None:
         self.read_engine.dispose()
         self.write_engine.dispose()
+        if self.write_gate is not None:
+            self.write_gate.close()
+
+
+def _write_gate(url: str) -> WriteGate | None:
+    """The gate for a SQLite file (see :mod:`registry.db.write_gate`); None otherwise."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return WriteGate(Path(parsed.database + ".write-gate"))

@@ -14,6 +14,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from registry.db.models import ArtifactFile, Label, Package, Repository, Tag, Version
+from registry.db.prepared import PreparedQuery
 from registry.errors import NotFound, WrongFormat
 from registry.governance.actions import Action
 from registry.supplychain.facts import SUMMARIES, SUMMARY_COLUMNS, summary_facts
@@ -145,6 +146,10 @@ _ARTIFACT_FACTS = (
 )
 
 
+_ARTIFACT_READ = PreparedQuery(_ARTIFACT_FACTS)
+_REPOSITORY_READ = PreparedQuery(_REPOSITORY_FACTS)
+
+
 def gather(source: Session | Connection, action: Action) -> Facts:
     """Facts for ``action``; NotFound for an unknown repository, WrongFormat for another format.
 
@@ -162,9 +167,9 @@ def gather(source: Session | Connection, action: Action) -> Facts:
             "package": resource.name,
             "version": resource.version,
         }
-        row = conn.execute(_ARTIFACT_FACTS, params).first()
+        row = _ARTIFACT_READ.first(conn, params)
     else:
-        row = conn.execute(_REPOSITORY_FACTS, {"name": resource.repository}).first()
+        row = _REPOSITORY_READ.first(conn, {"name": resource.repository})
     if row is None:
         raise NotFound(
             f"repository {resource.repository!r} not found; create it with 'arbiter repo create'"

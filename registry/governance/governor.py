@@ -305,8 +305,12 @@ class Governor:
     def _group_committer(self) -> GroupCommitter:
         with self._committer_lock:
             if self._committer is None:
+                gate = self.db.write_gate
                 self._committer = GroupCommitter(
-                    self.db.write_engine, log=self.audit, name="governor-commit"
+                    self.db.write_engine,
+                    log=self.audit,
+                    name="governor-commit",
+                    gate=gate.held if gate is not None else None,
                 )
             return self._committer
 

@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, Text, and_, bindparam, cast, select
+from sqlalchemy import Connection, Table, Text, and_, bindparam, cast, select
 
 from registry.catalog import checked_repository
 from registry.db.models import ArtifactFile, Package, Repository, Tag, Version
+from registry.db.prepared import PreparedQuery
 
 FORMAT = "npm"
 
@@ -80,7 +81,7 @@ def _aware(moment: datetime) -> datetime:
 
 # The manifests come as the JSON text stored (the cast skips the column's parsing,
 # and is the text itself on SQLite and PostgreSQL's json alike).
-_VERSIONS = (
+_VERSIONS = PreparedQuery(
     select(
         _R.c.format,
         _P.c.id.label("package_id"),
@@ -101,12 +102,12 @@ _VERSIONS = (
     .where(_R.c.name == bindparam("repository"))
     .order_by(_V.c.id)
 )
-_TAGS = (
+_TAGS = PreparedQuery(
     select(_T.c.name, _V.c.version)
     .select_from(_T.join(_V, _V.c.id == _T.c.version_id))
     .where(_T.c.package_id == bindparam("package_id"))
 )
-_TARBALL = (
+_TARBALL = PreparedQuery(
     select(
         _R.c.format,
         _V.c.id.label("version_id"),
@@ -147,7 +148,7 @@ class Snapshot:
     snapshots with equal sources render equal documents.
     """
 
-    def __init__(self, name: str, rows: Sequence[Row[Any]], tags: dict[str, str]) -> None:
+    def __init__(self, name: str, rows: Sequence[Any], tags: dict[str, str]) -> None:
         self.name = name
         self.tags = tags
         self._rows = rows
@@ -173,11 +174,11 @@ class Snapshot:
 
 def snapshot(conn: Connection, repository: str, name: str) -> Snapshot | None:
     """The package's rows; None when it has no version in the repository."""
-    rows = conn.execute(_VERSIONS, {"repository": repository, "name": name}).all()
+    rows = _VERSIONS.all(conn, {"repository": repository, "name": name})
     _checked(rows[0] if rows else None, repository)
     if rows[0].version_id is None:
         return None
-    tags = conn.execute(_TAGS, {"package_id": rows[0].package_id}).all()
+    tags = _TAGS.all(conn, {"package_id": rows[0].package_id})
     return Snapshot(name, rows, {tag.name: tag.version for tag in tags})
 
 
@@ -192,7 +193,7 @@ def tarball(
 ) -> tuple[int, Tarball] | None:
     """The version id and tarball named by a download URL."""
     params = {"repository": repository, "name": name, "version": version, "filename": filename}
-    row = _checked(conn.execute(_TARBALL, params).first(), repository)
+    row = _checked(_TARBALL.first(conn, params), repository)
     if row.filename is None:
         return None
     return row.version_id, Tarball(row.filename, row.blob_digest, row.size, row.meta or {})

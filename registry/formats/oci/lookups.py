@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Select, Table, and_, bindparam, select
 
 from registry.db.models import Package, Repository, Tag
 from registry.db.oci_models import OciBlobLink, OciManifest
+from registry.db.prepared import PreparedQuery
 from registry.errors import NotFound
 from registry.formats.oci.errors import OciError
 
@@ -95,9 +96,9 @@ def _manifest_query(by_tag: bool) -> Select[Any]:
 
 
 # Built once: statement construction costs more than the query itself.
-_MANIFEST_BY_TAG = _manifest_query(by_tag=True)
-_MANIFEST_BY_DIGEST = _manifest_query(by_tag=False)
-_BLOB = (
+_MANIFEST_BY_TAG = PreparedQuery(_manifest_query(by_tag=True))
+_MANIFEST_BY_DIGEST = PreparedQuery(_manifest_query(by_tag=False))
+_BLOB = PreparedQuery(
     select(_REPOSITORIES.c.format, _LINKS.c.storage_digest, _LINKS.c.size)
     .select_from(
         _REPOSITORIES.outerjoin(
@@ -117,7 +118,7 @@ def manifest(conn: Connection, repository: str, image: str, reference: str) -> M
     """The manifest a tag or digest names in ``repository/image``."""
     query = _MANIFEST_BY_DIGEST if ":" in reference else _MANIFEST_BY_TAG
     params = {"repository": repository, "image": image, "reference": reference}
-    row = _checked(conn.execute(query, params).first(), repository)
+    row = _checked(query.first(conn, params), repository)
     if row.version_id is None:
         return None
     return ManifestHit(
@@ -133,7 +134,7 @@ def manifest(conn: Connection, repository: str, image: str, reference: str) -> M
 def blob(conn: Connection, repository: str, image: str, digest: str) -> BlobHit | None:
     """The link of ``digest`` in ``repository/image``."""
     params = {"repository": repository, "image": image, "digest": digest}
-    row = _checked(conn.execute(_BLOB, params).first(), repository)
+    row = _checked(_BLOB.first(conn, params), repository)
     if row.storage_digest is None:
         return None
     return BlobHit(digest=digest, storage_digest=row.storage_digest, size=row.size)
