@@ -17,6 +17,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +41,36 @@ def server_workers() -> int:
     the same. ``ARBITER_BENCH_WORKERS=1`` measures the single-worker default.
     """
     return int(os.environ.get("ARBITER_BENCH_WORKERS") or os.cpu_count() or 1)
+
+
+def server_engine() -> str:
+    """The policy engine Arbiter serves with in the request-rate benchmarks.
+
+    ``wasm`` (OPA's own compiler, evaluated in-process) by default: the engine
+    a deployment that cares about request rate runs. ``ARBITER_BENCH_ENGINE=embedded``
+    measures the regopy default of ``arbiter serve``.
+    """
+    return os.environ.get("ARBITER_BENCH_ENGINE") or "wasm"
+
+
+def arbiter_server(workdir: Path, admin_token: str, workers: int) -> ServerProcess:
+    """``arbiter serve`` on a free loopback port with its data under ``workdir``."""
+    binary = Path(sys.executable).with_name("arbiter")
+    command = [str(binary)] if binary.exists() else [sys.executable, "-m", "registry.cli.main"]
+    port = free_port()
+    data = workdir / "arbiter-data"
+    return ServerProcess(
+        "arbiter",
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)],
+        port,
+        workdir / "arbiter.log",
+        env={
+            "ARBITER_BOOTSTRAP_TOKEN": admin_token,
+            "ARBITER_LOG_LEVEL": "warning",
+            "ARBITER_WORKERS": str(workers),
+            "ARBITER_POLICY_ENGINE": server_engine(),
+        },
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -21,6 +21,7 @@ Measured:
 Target (issue R5): packument requests per second >= 1x Verdaccio.
 
 Knobs: ``ARBITER_BENCH_ROUNDS`` (3), ``ARBITER_BENCH_WRK_SECONDS`` (10),
+``ARBITER_BENCH_ENGINE`` (the policy engine, default ``wasm``),
 ``ARBITER_BENCH_WORKERS`` (one per core), ``ARBITER_BENCH_DIR``, ``ARBITER_TOOLS``.
 """
 
@@ -34,7 +35,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -47,10 +47,12 @@ from bench._util import (
     Row,
     ServerProcess,
     Timer,
+    arbiter_server,
     free_port,
     median,
     print_table,
     save_results,
+    server_engine,
     server_workers,
     wrk_rate,
 )
@@ -162,18 +164,7 @@ def publish_all(client: httpx.Client, registry: Registry, docs: list[dict[str, A
 
 
 def arbiter(workdir: Path, admin_token: str) -> Registry:
-    binary = Path(sys.executable).with_name("arbiter")
-    command = [str(binary)] if binary.exists() else [sys.executable, "-m", "registry.cli.main"]
-    port = free_port()
-    server = ServerProcess(
-        "arbiter",
-        [*command, "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data", str(workdir / "arbiter-data")],
-        port,
-        workdir / "arbiter.log",
-        env={"ARBITER_BOOTSTRAP_TOKEN": admin_token, "ARBITER_LOG_LEVEL": "warning",
-             "ARBITER_WORKERS": str(WORKERS)},
-    )  # fmt: skip
+    server = arbiter_server(workdir, admin_token, WORKERS)
     return Registry("arbiter", server, f"/npm/{REPOSITORY}", admin_token)
 
 
@@ -278,7 +269,8 @@ def report(figures: dict[str, Figures]) -> list[Row]:
             "s", higher_is_better=False),
     ]  # fmt: skip
     print_table(
-        f"npm registry, {VERSIONS} versions measured, {ROUNDS} round(s), workers={WORKERS}",
+        f"npm registry, {VERSIONS} versions measured, {ROUNDS} round(s), workers={WORKERS}, "
+        f"policy engine={server_engine()}",
         rows,
         anchor="verdaccio",
     )
@@ -288,7 +280,12 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
     save_results(
         RESULTS,
-        {"rounds": ROUNDS, "workers": WORKERS, "verdaccio": VERDACCIO_VERSION},
+        {
+            "rounds": ROUNDS,
+            "workers": WORKERS,
+            "engine": server_engine(),
+            "verdaccio": VERDACCIO_VERSION,
+        },
         dict(figures),
         rows,
     )

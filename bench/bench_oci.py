@@ -17,6 +17,7 @@ Targets (issue R4): push >= 2x the reference, blob pull >= 1x, manifest GET
 
 Knobs: ``ARBITER_BENCH_SIZE_MB`` (default 1024), ``ARBITER_BENCH_ROUNDS``
 (default 3, medians reported), ``ARBITER_BENCH_WRK_SECONDS`` (default 10),
+``ARBITER_BENCH_ENGINE`` (the policy engine, default ``wasm``),
 ``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, default one per
 core, as ``arbiter serve --workers`` is deployed), ``ARBITER_BENCH_DIR`` (scratch space).
 """
@@ -29,7 +30,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +41,14 @@ from bench._util import (
     Row,
     ServerProcess,
     Timer,
+    arbiter_server,
     free_port,
     iter_file,
     mb_per_s,
     median,
     print_table,
     save_results,
+    server_engine,
     server_workers,
     tune_httpx_reads,
     write_random_file,
@@ -104,22 +106,7 @@ def reference(workdir: Path) -> Target:
 
 
 def arbiter(workdir: Path, admin_token: str) -> Target:
-    binary = Path(sys.executable).with_name("arbiter")
-    command = [str(binary)] if binary.exists() else [sys.executable, "-m", "registry.cli.main"]
-    port = free_port()
-    data = workdir / "arbiter-data"
-    server = ServerProcess(
-        "arbiter",
-        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)],
-        port,
-        workdir / "arbiter.log",
-        env={
-            "ARBITER_BOOTSTRAP_TOKEN": admin_token,
-            "ARBITER_LOG_LEVEL": "warning",
-            "ARBITER_WORKERS": str(WORKERS),
-        },
-    )
-    return Target("arbiter", server)
+    return Target("arbiter", arbiter_server(workdir, admin_token, WORKERS))
 
 
 def prepare_arbiter(client: httpx.Client, target: Target, admin_token: str) -> None:
@@ -291,7 +278,8 @@ def report(figures: dict[str, Figures]) -> list[Row]:
             target=MANIFEST_TARGET),
     ]  # fmt: skip
     print_table(
-        f"OCI /v2, {SIZE / MiB:.0f} MiB blob, {ROUNDS} round(s), arbiter workers={WORKERS}",
+        f"OCI /v2, {SIZE / MiB:.0f} MiB blob, {ROUNDS} round(s), arbiter workers={WORKERS}, "
+        f"policy engine={server_engine()}",
         rows,
         anchor="docker-registry",
     )
@@ -299,7 +287,12 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 
 
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
-    save_results(RESULTS, {"size": SIZE, "rounds": ROUNDS, "workers": WORKERS}, dict(figures), rows)
+    save_results(
+        RESULTS,
+        {"size": SIZE, "rounds": ROUNDS, "workers": WORKERS, "engine": server_engine()},
+        dict(figures),
+        rows,
+    )
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ Targets (issue R5): >= 1x pypiserver on both, with policy and audit on.
 
 Knobs: ``ARBITER_BENCH_PACKAGES`` (500), ``ARBITER_BENCH_DOWNLOADS`` (50),
 ``ARBITER_BENCH_ROUNDS`` (3), ``ARBITER_BENCH_WRK_SECONDS`` (10),
-``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, one per core),
-``ARBITER_BENCH_DIR``.
+``ARBITER_BENCH_ENGINE`` (the policy engine, default ``wasm``),
+``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, one per core), ``ARBITER_BENCH_DIR``.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ from bench._util import (
     Row,
     ServerProcess,
     Timer,
+    arbiter_server,
     free_port,
     median,
     print_table,
     save_results,
+    server_engine,
     server_workers,
     wrk_rate,
 )
@@ -122,24 +124,6 @@ def write_packages(directory: Path) -> list[Path]:
 
 
 # -- servers ---------------------------------------------------------------------------
-
-
-def arbiter_server(workdir: Path, admin_token: str) -> ServerProcess:
-    binary = Path(sys.executable).with_name("arbiter")
-    command = [str(binary)] if binary.exists() else [sys.executable, "-m", "registry.cli.main"]
-    port = free_port()
-    data = workdir / "arbiter-data"
-    return ServerProcess(
-        "arbiter",
-        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)],
-        port,
-        workdir / "arbiter.log",
-        env={
-            "ARBITER_BOOTSTRAP_TOKEN": admin_token,
-            "ARBITER_LOG_LEVEL": "warning",
-            "ARBITER_WORKERS": str(WORKERS),
-        },
-    )
 
 
 def pypiserver(workdir: Path, packages: Path) -> ServerProcess:
@@ -221,7 +205,8 @@ def report(figures: dict[str, Figures]) -> list[Row]:
             median(ref.download_s), "s", higher_is_better=False, target=TARGET),
     ]  # fmt: skip
     print_table(
-        f"PyPI simple API, {PACKAGES} projects, {ROUNDS} round(s), arbiter workers={WORKERS}",
+        f"PyPI simple API, {PACKAGES} projects, {ROUNDS} round(s), arbiter workers={WORKERS}, "
+        f"policy engine={server_engine()}",
         rows,
         anchor="pypiserver",
     )
@@ -231,7 +216,13 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
     save_results(
         RESULTS,
-        {"packages": PACKAGES, "downloads": DOWNLOADS, "rounds": ROUNDS, "workers": WORKERS},
+        {
+            "packages": PACKAGES,
+            "downloads": DOWNLOADS,
+            "rounds": ROUNDS,
+            "workers": WORKERS,
+            "engine": server_engine(),
+        },
         dict(figures),
         rows,
     )
@@ -240,7 +231,7 @@ def save(figures: dict[str, Figures], rows: list[Row]) -> None:
 def measure(workdir: Path, admin_token: str) -> dict[str, Figures]:
     files = write_packages(workdir / "packages")
     servers = {
-        "arbiter": arbiter_server(workdir, admin_token),
+        "arbiter": arbiter_server(workdir, admin_token, WORKERS),
         "pypiserver": pypiserver(workdir, workdir / "packages"),
     }
     figures = {name: Figures() for name in servers}

@@ -83,7 +83,7 @@ def evaluate(
         Path, typer.Option("--input", exists=True, dir_okay=False, help="Input document (JSON).")
     ],
     directory: PolicyDirOption = None,
-    engine: Annotated[str, typer.Option(help="embedded or opa.")] = "embedded",
+    engine: Annotated[str, typer.Option(help="embedded, wasm or opa.")] = "embedded",
     opa_url: Annotated[
         str | None, typer.Option(envvar="ARBITER_OPA_URL", help="OPA server for --engine opa.")
     ] = None,
