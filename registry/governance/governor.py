@@ -43,10 +43,23 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class PendingRead(Generic[R]):
-    """Rows read and allowed, whose audit event is queued: serve them once ``recorded`` resolves."""
+    """A read whose audit event is queued: once ``recorded`` resolves, serve ``rows``
+    or, for a read that was denied or cannot be served, raise ``error``."""
 
     rows: R
     recorded: Future[Event]
+    error: ArbiterError | None = None
+
+    def outcome(self) -> R:
+        """The rows once the event is durable, or the read's error."""
+        self.recorded.result()
+        return self.served()
+
+    def served(self) -> R:
+        """The rows, or the error; call once ``recorded`` has resolved."""
+        if self.error is not None:
+            raise self.error
+        return self.rows
 
 
 @dataclass(frozen=True)
@@ -127,9 +140,7 @@ class Governor:
 
         :meth:`start_read`, then waiting on this thread for the event's commit.
         """
-        pending = self.start_read(subject, context, read, action, serving)
-        pending.recorded.result()
-        return pending.rows
+        return self.start_read(subject, context, read, action, serving).outcome()
 
     def start_read(
         self,
@@ -151,25 +162,31 @@ class Governor:
         each. A read that cannot be served (``serving(rows).error``) is audited
         as failed and raised, as :meth:`govern` does when ``apply`` raises.
 
-        The caller must not serve the rows before ``recorded`` resolves: only
-        then is the event durable. Returning instead of waiting lets an event
-        loop await that commit without parking a thread on it.
+        The caller must not answer before ``recorded`` resolves: only then is
+        the event durable. Returning instead of waiting lets an event loop
+        await that commit without parking a thread on it, for a deny too (a
+        flood of refused pulls must not stall the loop on their commits): a
+        denied or unservable read comes back with its ``error`` set.
         """
         with self.db.read_engine.connect() as conn:
             rows = read(conn)
             governed = action(rows)
             facts = gather(conn, governed)
         found = serving(rows)
-        input_doc, decision = self._allowed(subject, governed, context, facts)
+        input_doc = self._input(subject, governed, context, facts)
+        decision = self.policy.decide(input_doc)
+        if not decision.allow:
+            denied = PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
+            refusal = self._draft(subject, governed, decision, input_doc, outcome="denied")
+            return PendingRead(rows, self._group_committer().append(prepare(refusal)), denied)
         if found.error is not None:
-            error = found.error
-            self._record(
-                subject, governed, decision, input_doc, outcome="failed", error=error.message
+            failure = self._draft(
+                subject, governed, decision, input_doc, outcome="failed", error=found.error.message
             )
-            raise error
-        draft = prepare(self._draft(subject, governed, decision, input_doc, outcome="allowed"))
+            return PendingRead(rows, self._group_committer().append(prepare(failure)), found.error)
+        allowed = prepare(self._draft(subject, governed, decision, input_doc, outcome="allowed"))
         touch = download(found.download) if found.download is not None else None
-        return PendingRead(rows, self._group_committer().append(draft, touch=touch))
+        return PendingRead(rows, self._group_committer().append(allowed, touch=touch))
 
     def _allowed(
         self, subject: Subject, action: Action, context: RequestContext, facts: Facts | None = None

@@ -56,6 +56,6 @@ async def governed_read(
         subject = services.authenticator.authenticate(header)
         request.state.subject = subject
         pending = services.governor.start_read(subject, context, read, action, serving)
-        return PendingRead((subject, pending.rows), pending.recorded)
+        return PendingRead((subject, pending.rows), pending.recorded, pending.error)
 
     return await governed(services, start)

@@ -55,10 +55,11 @@ async def off_loop(work: Callable[[], T]) -> T:
 
 
 async def governed(services: Services, start: Callable[[], PendingRead[T]]) -> T:
-    """Run a governed read where :func:`reads_on_loop` says; its rows once the event is durable."""
+    """Run a governed read where :func:`reads_on_loop` says; its rows (or its error) once
+    its event is durable."""
     pending = start() if reads_on_loop(services) else await off_loop(start)
     await asyncio.wrap_future(pending.recorded)
-    return pending.rows
+    return pending.served()
 
 
 def reads_on_loop(services: Services) -> bool:
