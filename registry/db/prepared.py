@@ -67,13 +67,27 @@ class PreparedQuery:
             cursor.close()
         return None if raw is None else compiled.make(raw)
 
-    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
-        """Every row (named tuples), read in ``conn``'s transaction."""
+    def all(
+        self, conn: Connection, params: Mapping[str, Any], *, processed: bool = True
+    ) -> list[Any]:
+        """Every row (named tuples), read in ``conn``'s transaction.
+
+        ``processed=False`` leaves the values as the driver returned them (no
+        JSON or DateTime parsing) for a caller that may only compare them;
+        :meth:`processed` finishes such a row when it is needed after all.
+        """
         compiled, cursor = self._execute(conn, params)
         try:
-            return [compiled.make(raw) for raw in cursor.fetchall()]
+            raw_rows = cursor.fetchall()
         finally:
             cursor.close()
+        if not processed:
+            return [compiled.row._make(raw) for raw in raw_rows]
+        return [compiled.make(raw) for raw in raw_rows]
+
+    def processed(self, dialect: Dialect, row: Any) -> Any:
+        """A row of ``all(..., processed=False)`` with its values processed."""
+        return self._compiled(dialect).make(row)
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
         compiled = self._compiled(conn.dialect)

@@ -72,6 +72,16 @@ def test_all_rows_in_order(engine) -> None:  # type: ignore[no-untyped-def]
         assert expected == [(2, None), (1, {"tier": "gold"})]
 
 
+def test_unprocessed_rows_are_finished_on_demand(engine) -> None:  # type: ignore[no-untyped-def]
+    statement = select(things.c.labels, things.c.created_at).where(things.c.id == 1)
+    prepared = PreparedQuery(statement)
+    with engine.connect() as conn:
+        (expected,) = conn.execute(statement).all()
+        (raw,) = prepared.all(conn, {}, processed=False)
+        assert tuple(prepared.processed(conn.dialect, raw)) == tuple(expected)
+        assert raw._fields == ("labels", "created_at")
+
+
 def test_literals_bound_by_the_statement_are_kept(engine) -> None:  # type: ignore[no-untyped-def]
     statement = select(things.c.id).where(things.c.name == "b", things.c.id > bindparam("low"))
     with engine.connect() as conn:

@@ -14,7 +14,7 @@ only when a document is rendered or a version looked into.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -148,10 +148,17 @@ class Snapshot:
     snapshots with equal sources render equal documents.
     """
 
-    def __init__(self, name: str, rows: Sequence[Any], tags: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        rows: Sequence[Any],
+        tags: dict[str, str],
+        process: Callable[[Any], Any] = lambda row: row,
+    ) -> None:
         self.name = name
         self.tags = tags
-        self._rows = rows
+        self._rows = rows  # as the driver returned them: compared on every GET, parsed rarely
+        self._process = process
         self.source: Source = (tuple(map(tuple, rows)), tuple(tags.items()))
 
     def has_version(self, version: str) -> bool:
@@ -160,7 +167,7 @@ class Snapshot:
     @cached_property
     def state(self) -> PackageState:
         state = PackageState(name=self.name, tags=dict(self.tags))
-        for row in self._rows:
+        for row in map(self._process, self._rows):
             tarball = None
             if row.filename is not None:
                 meta = _parsed(row.file_meta)
@@ -174,12 +181,18 @@ class Snapshot:
 
 def snapshot(conn: Connection, repository: str, name: str) -> Snapshot | None:
     """The package's rows; None when it has no version in the repository."""
-    rows = _VERSIONS.all(conn, {"repository": repository, "name": name})
+    rows = _VERSIONS.all(conn, {"repository": repository, "name": name}, processed=False)
     _checked(rows[0] if rows else None, repository)
     if rows[0].version_id is None:
         return None
     tags = _TAGS.all(conn, {"package_id": rows[0].package_id})
-    return Snapshot(name, rows, {tag.name: tag.version for tag in tags})
+    dialect = conn.dialect
+    return Snapshot(
+        name,
+        rows,
+        {tag.name: tag.version for tag in tags},
+        lambda row: _VERSIONS.processed(dialect, row),
+    )
 
 
 def package(conn: Connection, repository: str, name: str) -> PackageState | None:
