@@ -13,6 +13,7 @@ from sqlalchemy import text
 from registry import api
 from registry.config import Settings
 from registry.formats import generic, npm, oci, pypi
+from registry.formats.npm.front import NpmFrontDoor
 from registry.formats.oci.front import OciFrontDoor
 from registry.services import Services, build_services
 from registry.web import errors
@@ -44,7 +45,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     errors.install(app)
-    app.add_middleware(OciFrontDoor)  # added first, so it runs inside the request context
+    # Added first, so they run inside the request context: the hottest reads of
+    # each format, straight to their handlers (see their modules).
+    app.add_middleware(OciFrontDoor)
+    app.add_middleware(NpmFrontDoor)
     app.add_middleware(RequestContextMiddleware)
     # Starlette tries routes in order, ~2 µs each, and the API has 50: the
     # package formats (every install request) come first, management last.
