@@ -37,7 +37,9 @@ from policies import (
 from policies.inputs import Artifact, Context, Repository, Resource, Subject, build_input
 
 ALLOW_ALL = Path(__file__).resolve().parents[1] / "tests" / "policies" / "fixtures" / "allow_all"
-TARGET_P50_US = {"embedded": 200.0, "wasm": 100.0, "opa": 1000.0}
+# Issue R2's targets: 200 µs for an in-process engine (it names regopy's; the
+# wasm engine is held to the same), 1 ms for the OPA server over keep-alive.
+TARGET_P50_US = {"embedded": 200.0, "wasm": 200.0, "opa": 1000.0}
 WARMUP = 200
 SEQUENTIAL = 2000
 THREADS = 4
