@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,21 +86,7 @@ def serve_embedded(settings: Settings) -> None:
             loop.add_signal_handler(signum, server.stop)
         await server.serve()
 
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run())
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop where it is installed (every Linux install), as granian's workers pick.
-
-    Every request crosses the event loop several times (the request, the
-    governed read, the commit's wake-up, the response); uvloop's loop is C.
-    """
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a platform without uvloop wheels
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
+    asyncio.run(run())
 
 
 def supervise() -> None:
