@@ -58,7 +58,9 @@ async def governed(services: Services, start: Callable[[], PendingRead[T]]) -> T
     """Run a governed read where :func:`reads_on_loop` says; its rows (or its error) once
     its event is durable."""
     pending = start() if reads_on_loop(services) else await off_loop(start)
-    await asyncio.wrap_future(pending.recorded)
+    # Shielded: a client that goes away cancels this task, and a cancelled wait
+    # would cancel the queued append itself; the decision is recorded regardless.
+    await asyncio.shield(asyncio.wrap_future(pending.recorded))
     return pending.served()
 
 

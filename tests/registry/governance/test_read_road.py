@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from registry.web.hops import reads_on_loop
+from registry.governance.governor import PendingRead
+from registry.web.hops import governed, reads_on_loop
 from tests.fixtures_app import make_registry_app
 
 URL = "/generic/files/tool/1.0/tool.bin"
@@ -46,3 +51,24 @@ def test_the_opa_engine_takes_the_hop(tmp_path: Path) -> None:
         assert reads_on_loop(app.services)
         app.services.settings.policy_engine = "opa"
         assert not reads_on_loop(app.services)
+
+
+def test_a_cancelled_request_still_records_its_read() -> None:
+    """A client that disconnects cancels the request's task, never the queued event."""
+    recorded: Future[Any] = Future()
+    pending = PendingRead(rows="rows", recorded=recorded)
+    services = SimpleNamespace(
+        db=SimpleNamespace(dialect="sqlite"),
+        settings=SimpleNamespace(policy_engine="wasm"),
+    )
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(governed(services, lambda: pending))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert not recorded.cancelled()
+    assert recorded.set_running_or_notify_cancel()  # the committer would still take it
