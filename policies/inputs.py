@@ -252,12 +252,6 @@ def canonical_json(doc: Any) -> bytes:
     if fast is not None:
         return fast
     try:
-        if _plain(doc):
-            text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-            return text.encode("utf-8")
-    except (UnicodeEncodeError, ValueError, RecursionError):
-        pass  # lone surrogates, cycles, deep nesting: let rfc8785 say what is wrong
-    try:
         return rfc8785.dumps(doc)
     except (rfc8785.CanonicalizationError, UnicodeEncodeError, RecursionError) as error:
         raise PolicyInputError(f"policy input is not JSON: {error}") from error
@@ -310,29 +304,3 @@ def _standard_library_canonical(doc: Any) -> bytes | None:
 def input_digest(doc: Any) -> str:
     """``"sha256:<hex>"`` over :func:`canonical_json`; raises :class:`PolicyInputError`."""
     return "sha256:" + hashlib.sha256(canonical_json(doc)).hexdigest()
-
-
-_SCALARS = (str, bool, type(None))
-
-
-def _plain(value: Any) -> bool:
-    """True when the fast encoder is known to produce RFC 8785 output for ``value``."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return True
-    if kind is int:
-        return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
-    if kind is dict:
-        return all(type(key) is str and key.isascii() for key in value) and _plain_items(
-            value.values()
-        )
-    if kind is list or kind is tuple:
-        return _plain_items(value)
-    return False
-
-
-def _plain_items(values: Any) -> bool:
-    items = list(values)
-    if set(map(type, items)) <= {str}:
-        return True  # the common case: a long list of purls or ids, checked in C
-    return all(_plain(item) for item in items)

@@ -1,9 +1,10 @@
 """The one road: facts, decision, audit and state change for every action.
 
-Adapters call :meth:`Governor.govern` and nothing else to change or read an
-artifact. The decision is made outside any write transaction (so a slow policy
-never holds the database's write lock); the audit event and the state change
-then commit in one transaction, so neither exists without the other.
+Adapters call :meth:`Governor.govern` (for a read, :meth:`Governor.start_read`)
+and nothing else to change or read an artifact. The decision is made outside
+any write transaction (so a slow policy never holds the database's write
+lock); the audit event and the state change then commit in one transaction,
+so neither exists without the other.
 
 Writes go through one :class:`~audit.GroupCommitter` per process: each action's
 change and event run in their own savepoint, and the actions that arrive while
@@ -49,11 +50,6 @@ class PendingRead(Generic[R]):
     rows: R
     recorded: Future[Event]
     error: ArbiterError | None = None
-
-    def outcome(self) -> R:
-        """The rows once the event is durable, or the read's error."""
-        self.recorded.result()
-        return self.served()
 
     def served(self) -> R:
         """The rows, or the error; call once ``recorded`` has resolved."""
@@ -122,25 +118,11 @@ class Governor:
         try:
             result = self._write(change)
         except ArbiterError as error:
-            self._record(
+            self._queue(
                 subject, action, decision, input_doc, outcome="failed", error=error.message
-            )
+            ).result()
             raise
         return result
-
-    def govern_read(
-        self,
-        subject: Subject,
-        context: RequestContext,
-        read: Callable[[Connection], R],
-        action: Callable[[R], Action],
-        serving: Callable[[R], Serving] = lambda _rows: Serving(),
-    ) -> R:
-        """Read rows, then decide and audit ``action(rows)``; the rows once durable.
-
-        :meth:`start_read`, then waiting on this thread for the event's commit.
-        """
-        return self.start_read(subject, context, read, action, serving).outcome()
 
     def start_read(
         self,
@@ -160,7 +142,7 @@ class Governor:
         as its touch: the reads of one batch share one head lock, one insert
         and one counter ``executemany`` instead of a savepoint and a session
         each. A read that cannot be served (``serving(rows).error``) is audited
-        as failed and raised, as :meth:`govern` does when ``apply`` raises.
+        as failed, as :meth:`govern` does when ``apply`` raises.
 
         The caller must not answer before ``recorded`` resolves: only then is
         the event durable. Returning instead of waiting lets an event loop
@@ -177,13 +159,14 @@ class Governor:
         decision = self.policy.decide(input_doc)
         if not decision.allow:
             denied = PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
-            refusal = self._draft(subject, governed, decision, input_doc, outcome="denied")
-            return PendingRead(rows, self._group_committer().append(prepare(refusal)), denied)
+            refusal = self._queue(subject, governed, decision, input_doc, outcome="denied")
+            return PendingRead(rows, refusal, denied)
         if found.error is not None:
-            failure = self._draft(
-                subject, governed, decision, input_doc, outcome="failed", error=found.error.message
+            error = found.error
+            failure = self._queue(
+                subject, governed, decision, input_doc, outcome="failed", error=error.message
             )
-            return PendingRead(rows, self._group_committer().append(prepare(failure)), found.error)
+            return PendingRead(rows, failure, error)
         allowed = prepare(self._draft(subject, governed, decision, input_doc, outcome="allowed"))
         touch = download(found.download) if found.download is not None else None
         return PendingRead(rows, self._group_committer().append(allowed, touch=touch))
@@ -198,7 +181,7 @@ class Governor:
         input_doc = self._input(subject, action, context, facts)
         decision = self.policy.decide(input_doc)
         if not decision.allow:
-            self._record(subject, action, decision, input_doc, outcome="denied")
+            self._queue(subject, action, decision, input_doc, outcome="denied").result()
             raise PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
         return input_doc, decision
 
@@ -342,7 +325,7 @@ class Governor:
             now=self.clock(),
         )
 
-    def _record(
+    def _queue(
         self,
         subject: Subject,
         action: Action,
@@ -351,9 +334,10 @@ class Governor:
         *,
         outcome: str,
         error: str | None = None,
-    ) -> None:
+    ) -> Future[Event]:
+        """Hand the event of a refused or failed action to the committer; durable once resolved."""
         draft = self._draft(subject, action, decision, input_doc, outcome=outcome, error=error)
-        self._group_committer().append(prepare(draft)).result()
+        return self._group_committer().append(prepare(draft))
 
     @staticmethod
     def _draft(

@@ -47,7 +47,7 @@ async def governed_read(
 
     ``serving(rows)`` says whether the rows can be served (else its error is
     audited as failed and raised) and which version's download counter the
-    read bumps (:meth:`Governor.govern_read`).
+    read bumps (:meth:`Governor.start_read`).
     """
     header = request.headers.get("authorization")
     context = context_of(request)
