@@ -59,6 +59,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable
 
+from audit._sql import execute_many
 from audit.chain import AuditLog, PreparedDraft, prepare
 from audit.errors import AuditError
 from audit.events import Event, EventDraft
@@ -275,7 +276,7 @@ def _run_touches(conn: Connection, appends: list[_Append]) -> None:
             statement, params = pending.touch
             by_statement.setdefault(id(statement), (statement, []))[1].append(params)
     for statement, param_sets in by_statement.values():
-        conn.execute(statement, param_sets)
+        execute_many(conn, statement, param_sets)
 
 
 def _runs(items: list[_Pending]) -> list[list[_Pending]]:
