@@ -5,7 +5,7 @@ What the registry calls (see ``docs/CONTRACTS.md``):
 * :func:`install_v1` from the Alembic migration;
 * :class:`AuditLog` ``.append(conn, draft)`` in the transaction of every change;
 * :func:`sqlite_immediate` on SQLite engines; :class:`GroupCommitter` for
-  group commit;
+  group commit, :class:`LoopCommitter` for an event loop's own appends;
 * :func:`create_checkpoint` / :func:`checkpoint_job` and
   :func:`load_or_create_signing_key` for signed checkpoints;
 * :func:`prove_inclusion` / :func:`prove_consistency` for the proof endpoints;
@@ -16,6 +16,7 @@ Every error derives from :class:`AuditError`; every verification failure from
 :class:`AuditVerificationError`.
 """
 
+from audit._batch import Touch
 from audit.chain import AuditLog, Head, PreparedDraft, format_time, prepare, utc_now
 from audit.checkpoint import (
     Checkpoint,
@@ -27,7 +28,7 @@ from audit.checkpoint import (
     open_checkpoint,
     scheduled_checkpoint,
 )
-from audit.committer import GroupCommitter, Touch
+from audit.committer import GroupCommitter
 from audit.errors import (
     AuditError,
     AuditVerificationError,
@@ -48,6 +49,7 @@ from audit.errors import (
 from audit.events import GENESIS_HASH, Event, EventDraft
 from audit.export import ExportReport, ExportSummary, export_events, verify_export
 from audit.lineage import Lineage, Pulls, Relation, Step, build_lineage, lineage_from_events
+from audit.loop_committer import LoopCommitter
 from audit.note import NoteSigner, NoteVerifier, load_or_create_signing_key, public_key_text
 from audit.proofs import ConsistencyProof, InclusionProof, prove_consistency, prove_inclusion
 from audit.query import EventFilter, query_events, render_csv, render_json
@@ -81,6 +83,7 @@ __all__ = [
     "Head",
     "InclusionProof",
     "Lineage",
+    "LoopCommitter",
     "NoteSigner",
     "NoteVerifier",
     "PreparedDraft",

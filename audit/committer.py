@@ -45,67 +45,25 @@ work off the committer. From asyncio, await
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, Executable
+from sqlalchemy import Connection, Engine
 
-from audit._sql import execute_many
+from audit._batch import BatchWriter, Gate, Touch, _Append, _Pending, _Unit
 from audit.chain import AuditLog, PreparedDraft, prepare
 from audit.errors import AuditError
 from audit.events import Event, EventDraft
 
 T = TypeVar("T")
-Touch = tuple[Executable, Mapping[str, Any]]
 
 
-@dataclass
-class _Unit:
-    work: Callable[[Connection], Any]
-    future: Future[Any]
-
-
-@dataclass
-class _Append:
-    draft: PreparedDraft
-    future: Future[Any]
-    touch: Touch | None = None
-
-
-_Pending = _Unit | _Append
 _STOP = object()
-
-
-class _Savepoint:
-    """A SAVEPOINT on the DBAPI connection: ~2 µs instead of ~35 µs per statement
-    through SQLAlchemy's ``begin_nested`` (which a unit may still use inside)."""
-
-    _names = itertools.count()
-
-    def __init__(self, conn: Connection) -> None:
-        self._cursor = conn.connection.cursor()
-        self._name = f"audit_unit_{next(self._names)}"
-
-    def __enter__(self) -> _Savepoint:
-        self._cursor.execute(f"SAVEPOINT {self._name}")
-        return self
-
-    def __exit__(self, exc_type: object, *_rest: object) -> None:
-        try:
-            if exc_type is not None:
-                self._cursor.execute(f"ROLLBACK TO SAVEPOINT {self._name}")
-            self._cursor.execute(f"RELEASE SAVEPOINT {self._name}")
-        finally:
-            self._cursor.close()
 
 
 class GroupCommitter:
@@ -119,22 +77,17 @@ class GroupCommitter:
         max_batch: int = 512,
         max_delay: float = 0.0003,
         name: str = "audit-commit",
-        gate: Callable[[], AbstractContextManager[object]] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         if max_batch < 1:
             raise AuditError("max_batch must be at least 1")
-        self._engine = engine
-        self._log = log or AuditLog()
+        self._writer = BatchWriter(engine, log or AuditLog(), gate)
         self._max_batch = max_batch
         self._max_delay = max_delay
-        self._gate = gate or contextlib.nullcontext
         self._recent: deque[int] = deque([1], maxlen=16)
-        self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
-        self.batches = 0
-        self.units = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -163,6 +116,16 @@ class GroupCommitter:
         """Submit ``work`` and wait for its durable result (or its exception)."""
         return self.submit(work).result(timeout)
 
+    @property
+    def batches(self) -> int:
+        """Transactions committed so far."""
+        return self._writer.batches
+
+    @property
+    def units(self) -> int:
+        """Units and appends committed so far."""
+        return self._writer.units
+
     def close(self, timeout: float | None = None) -> None:
         """Finish the queued work, then stop the thread."""
         with self._lock:
@@ -186,9 +149,9 @@ class GroupCommitter:
                 if first is _STOP:
                     return
                 batch, stopping = self._gather(first)
-                self._commit([p for p in batch if isinstance(p, _Unit | _Append)])
+                self._writer.commit([p for p in batch if isinstance(p, _Unit | _Append)])
         finally:
-            self._discard_connection()
+            self._writer.close()
 
     def _gather(self, first: object) -> tuple[list[object], bool]:
         """Take what is queued; True when asked to stop.
@@ -215,76 +178,3 @@ class GroupCommitter:
             batch.append(item)
         self._recent.append(len(batch))
         return batch, False
-
-    def _connection(self) -> Connection:
-        """The committer's own connection, kept between batches (no pool round trip)."""
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._conn = self._engine.connect()
-        return self._conn
-
-    def _commit(self, batch: list[_Pending]) -> None:
-        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            conn = self._connection()
-            with self._gate(), conn.begin():
-                for group in _runs(live):
-                    outcomes += self._apply(conn, group)
-        except BaseException as exc:  # the COMMIT failed: nothing took effect
-            self._discard_connection()
-            for pending in live:
-                pending.future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.batches += 1
-        self.units += len(live)
-        for pending, (ok, value) in zip(live, outcomes, strict=True):
-            if ok:
-                pending.future.set_result(value)
-            else:
-                pending.future.set_exception(value)
-
-    def _discard_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # a broken connection may fail to close
-                conn.close()
-
-    def _apply(self, conn: Connection, group: list[_Pending]) -> list[tuple[bool, Any]]:
-        head = group[0]
-        try:
-            with _Savepoint(conn):
-                if isinstance(head, _Unit):
-                    return [(True, head.work(conn))]
-                appends = [p for p in group if isinstance(p, _Append)]
-                _run_touches(conn, appends)
-                drafts = [p.draft for p in appends]
-                return [(True, e) for e in self._log.append_many(conn, drafts)]
-        except Exception as exc:
-            if len(group) == 1:
-                return [(False, exc)]
-            # One draft or touch of the run failed: find it, keep the others.
-            return [outcome for pending in group for outcome in self._apply(conn, [pending])]
-
-
-def _run_touches(conn: Connection, appends: list[_Append]) -> None:
-    """Each statement once, with every parameter set of the run (``executemany``)."""
-    by_statement: dict[int, tuple[Executable, list[Mapping[str, Any]]]] = {}
-    for pending in appends:
-        if pending.touch is not None:
-            statement, params = pending.touch
-            by_statement.setdefault(id(statement), (statement, []))[1].append(params)
-    for statement, param_sets in by_statement.values():
-        execute_many(conn, statement, param_sets)
-
-
-def _runs(items: list[_Pending]) -> list[list[_Pending]]:
-    """Consecutive drafts form one group; every unit is a group of its own."""
-    groups: list[list[_Pending]] = []
-    for item in items:
-        if isinstance(item, _Append) and groups and isinstance(groups[-1][0], _Append):
-            groups[-1].append(item)
-        else:
-            groups.append([item])
-    return groups

@@ -15,6 +15,7 @@ only once durable, but concurrent pulls no longer queue for SQLite's write lock
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -25,7 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from audit import AuditLog, GroupCommitter, prepare
+from audit import AuditLog, GroupCommitter, LoopCommitter, PreparedDraft, Touch, prepare
 from audit.events import Event, EventDraft
 from policies.decision import Decision
 from registry.auth.subject import Subject
@@ -67,6 +68,14 @@ class Governed:
     error: str | None = None
 
 
+class Appends(Protocol):
+    """Where a read's event goes: the writer thread's committer or the loop's own."""
+
+    def append(
+        self, draft: EventDraft | PreparedDraft, *, touch: Touch | None = None
+    ) -> Future[Event]: ...
+
+
 class DecisionPoint(Protocol):
     def decide(self, input_doc: Mapping[str, Any]) -> Decision: ...
 
@@ -93,6 +102,7 @@ class Governor:
         self.clock = clock
         self._committer: GroupCommitter | None = None
         self._committer_lock = threading.Lock()
+        self._loop_committers: dict[asyncio.AbstractEventLoop, LoopCommitter] = {}
 
     def govern(
         self,
@@ -138,11 +148,12 @@ class Governor:
         archives). The rows and the action's facts come from one read
         connection, closed before the decision. Nothing changes but the audit
         log and, for a counted read, the version's download counter, so the
-        event goes to the group committer as a plain append with that counter
-        as its touch: the reads of one batch share one head lock, one insert
-        and one counter ``executemany`` instead of a savepoint and a session
-        each. A read that cannot be served (``serving(rows).error``) is audited
-        as failed, as :meth:`govern` does when ``apply`` raises.
+        event goes to a group committer (the running event loop's own, when
+        called on one) as a plain append with that counter as its touch: the
+        reads of one batch share one head lock, one insert and one counter
+        ``executemany`` instead of a savepoint and a session each. A read that
+        cannot be served (``serving(rows).error``) is audited as failed, as
+        :meth:`govern` does when ``apply`` raises.
 
         The caller must not answer before ``recorded`` resolves: only then is
         the event durable. Returning instead of waiting lets an event loop
@@ -150,6 +161,7 @@ class Governor:
         flood of refused pulls must not stall the loop on their commits): a
         denied or unservable read comes back with its ``error`` set.
         """
+        appends = self._read_appends()
         with self.db.read_engine.connect() as conn:
             rows = read(conn)
             governed = action(rows)
@@ -159,17 +171,25 @@ class Governor:
         decision = self.policy.decide(input_doc)
         if not decision.allow:
             denied = PolicyDenied(decision.reasons, anonymous=subject.is_anonymous)
-            refusal = self._queue(subject, governed, decision, input_doc, outcome="denied")
+            refusal = self._queue(
+                subject, governed, decision, input_doc, outcome="denied", appends=appends
+            )
             return PendingRead(rows, refusal, denied)
         if found.error is not None:
             error = found.error
             failure = self._queue(
-                subject, governed, decision, input_doc, outcome="failed", error=error.message
+                subject,
+                governed,
+                decision,
+                input_doc,
+                outcome="failed",
+                error=error.message,
+                appends=appends,
             )
             return PendingRead(rows, failure, error)
         allowed = prepare(self._draft(subject, governed, decision, input_doc, outcome="allowed"))
         touch = download(found.download) if found.download is not None else None
-        return PendingRead(rows, self._group_committer().append(allowed, touch=touch))
+        return PendingRead(rows, appends.append(allowed, touch=touch))
 
     def _allowed(
         self, subject: Subject, action: Action, context: RequestContext, facts: Facts | None = None
@@ -286,6 +306,9 @@ class Governor:
         """Finish queued writes and stop the committer (before the database is disposed)."""
         with self._committer_lock:
             committer, self._committer = self._committer, None
+            loop_committers, self._loop_committers = self._loop_committers, {}
+        for loop_committer in loop_committers.values():
+            loop_committer.close()
         if committer is not None:
             committer.close()
 
@@ -301,6 +324,36 @@ class Governor:
                 return result
 
         return self._group_committer().run(unit)
+
+    def _read_appends(self) -> Appends:
+        """The running loop's own committer when called on an event loop, else the writer's.
+
+        A read started on the loop (see ``registry.web.hops``) is awaited,
+        never blocked on, so its event can commit on the loop's thread
+        without a hand-off (see :mod:`audit.loop_committer`); a read started
+        on a pool thread goes to the writer thread as before.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._group_committer()
+        found = self._loop_committers.get(loop)
+        if found is None:
+            gate = self.db.write_gate
+            found = LoopCommitter(
+                loop,
+                self.db.write_engine,
+                log=self.audit,
+                gate=gate.held if gate is not None else None,
+            )
+            with self._committer_lock:
+                current = self._loop_committers
+                done = [c for other, c in current.items() if other.is_closed()]
+                live = {other: c for other, c in current.items() if not other.is_closed()}
+                self._loop_committers = {**live, loop: found}
+            for finished in done:  # a test client's loop, say: its batches are all flushed
+                finished.close()
+        return found
 
     def _group_committer(self) -> GroupCommitter:
         with self._committer_lock:
@@ -334,10 +387,11 @@ class Governor:
         *,
         outcome: str,
         error: str | None = None,
+        appends: Appends | None = None,
     ) -> Future[Event]:
         """Hand the event of a refused or failed action to the committer; durable once resolved."""
         draft = self._draft(subject, action, decision, input_doc, outcome=outcome, error=error)
-        return self._group_committer().append(prepare(draft))
+        return (appends or self._group_committer()).append(prepare(draft))
 
     @staticmethod
     def _draft(

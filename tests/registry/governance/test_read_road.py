@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from audit import LoopCommitter
 from registry.governance.governor import PendingRead
 from registry.web.hops import governed, reads_on_loop
 from tests.fixtures_app import make_registry_app
@@ -72,3 +73,22 @@ def test_a_cancelled_request_still_records_its_read() -> None:
     asyncio.run(scenario())
     assert not recorded.cancelled()
     assert recorded.set_running_or_notify_cancel()  # the committer would still take it
+
+
+def test_a_read_on_the_loop_commits_on_the_loop(tmp_path: Path) -> None:
+    """Reads started on an event loop append through that loop's committer; others don't."""
+    app = make_registry_app(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    governor = app.services.governor
+    with app.client:
+        app.create_repo("files")
+        assert app.client.put(URL, content=b"tool", headers=app.headers()).status_code == 201
+        assert app.client.get(URL, headers=app.headers()).content == b"tool"
+        loop_batches = sum(c.batches for c in governor._loop_committers.values())
+
+        async def on_a_loop() -> object:
+            return governor._read_appends()
+
+        seen = asyncio.run(on_a_loop())
+    assert loop_batches >= 1  # the pull's event committed on the server's loop
+    assert isinstance(seen, LoopCommitter)
+    assert governor._read_appends() is governor._group_committer()  # no loop: the writer thread

@@ -1,0 +1,84 @@
+"""Group commit on an event loop's own thread: one loop iteration's appends, one COMMIT.
+
+:class:`~audit.committer.GroupCommitter` commits on a writer thread. For a
+server whose event loop itself reads, decides and prepares each event (the
+governed reads of ``registry.web.hops``), that thread was the costliest part
+of a request: its Python ran between the loop's requests, each turn a GIL
+hand-off, and each commit's futures came back through
+``call_soon_threadsafe``. Measured on the 2-core loopback machine, manifest
+GETs with 16 connections and two workers went from about 1,000 to about 800
+µs of CPU each, and from 0.89-1.03x to 1.02-1.24x the reference registry's
+rate, when the loop committed its own appends.
+
+:meth:`LoopCommitter.append` queues an event and, once per loop iteration,
+schedules a flush with ``call_soon``: every request the loop handled in
+that iteration shares the transaction. The flush blocks the loop for the
+COMMIT (one fsync, after the write gate); requests that arrive meanwhile
+wait in the server's queue and form the next batch, so a slower disk makes
+bigger batches rather than more commits.
+
+Only appends come here (a read changes nothing else), and only from the
+loop's thread. A caller must await the future, never block on it: the
+flush cannot run while the loop is blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+
+from sqlalchemy import Engine
+
+from audit._batch import BatchWriter, Gate, Touch, _Append
+from audit.chain import AuditLog, PreparedDraft, prepare
+from audit.errors import AuditError
+from audit.events import Event, EventDraft
+
+
+class LoopCommitter:
+    """Appends from one event loop, committed in batches on that loop's thread."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        engine: Engine,
+        *,
+        log: AuditLog | None = None,
+        gate: Gate | None = None,
+    ) -> None:
+        self.loop = loop
+        self._writer = BatchWriter(engine, log or AuditLog(), gate)
+        self._queued: list[_Append] = []
+        self._scheduled = False
+        self._closed = False
+
+    @property
+    def batches(self) -> int:
+        """Transactions committed so far."""
+        return self._writer.batches
+
+    def append(
+        self, draft: EventDraft | PreparedDraft, *, touch: Touch | None = None
+    ) -> Future[Event]:
+        """Queue one event (and its touch); resolves, on this loop, once durable."""
+        if self._closed:
+            raise AuditError("the loop committer is closed")
+        prepared = draft if isinstance(draft, PreparedDraft) else prepare(draft)
+        future: Future[Event] = Future()
+        self._queued.append(_Append(prepared, future, touch))
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._flush)
+        return future
+
+    def close(self) -> None:
+        """Commit what is still queued, then drop the connection."""
+        self._closed = True
+        self._flush()
+        self._writer.close()
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._queued = self._queued, []
+        if batch:
+            self._writer.commit(list(batch))
