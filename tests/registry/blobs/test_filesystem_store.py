@@ -23,6 +23,7 @@ from registry.blobs import (
     FilesystemBlobStore,
     StagedBlob,
 )
+from registry.blobs._io import INLINE_BYTES, WRITER_QUEUE_BYTES
 
 MiB = 1024 * 1024
 
@@ -282,4 +283,40 @@ def test_memory_stays_flat_while_staging_200_mib(store: FilesystemBlobStore) -> 
     finally:
         tracemalloc.stop()
     assert staged.size == 200 * MiB
-    assert peak < 4 * MiB, f"staging held {peak / MiB:.1f} MiB at its peak"
+    # the chunks queued for the writer thread, plus the few in hand
+    bound = WRITER_QUEUE_BYTES + 4 * MiB
+    assert peak < bound, f"staging held {peak / MiB:.1f} MiB at its peak"
+
+
+def test_a_large_body_goes_through_the_writer_thread_intact(store: FilesystemBlobStore) -> None:
+    """Past ``INLINE_BYTES`` a thread writes while the loop hashes: same bytes, same digest."""
+    parts = [os.urandom(size) for size in (MiB, 3 * MiB, 1, 400 * 1024, 0, 5 * MiB + 7)]
+    data = b"".join(parts)
+    assert len(data) > INLINE_BYTES + WRITER_QUEUE_BYTES
+    staged = stage(store, parts, expected_sha256=digest_of(data))
+    ref = store.commit(staged)
+    assert (ref.digest, ref.size) == (digest_of(data), len(data))
+    assert store.path_of(ref.digest).read_bytes() == data
+
+
+def test_a_body_too_large_past_the_writer_leaves_nothing(store: FilesystemBlobStore) -> None:
+    parts = [os.urandom(MiB) for _ in range(12)]
+    with pytest.raises(BlobTooLarge):
+        stage(store, parts, max_size=10 * MiB)
+    assert visible(store.root) == [] and staged_files(store.root) == []
+
+
+def test_a_failing_write_in_the_writer_thread_is_raised(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on the writer's side reaches the request, and nothing is left staged."""
+    from registry.blobs import _io
+
+    def full(_fd: int, _buffers: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_io.os, "writev", full)
+    parts = [os.urandom(MiB) for _ in range(INLINE_BYTES // MiB + 4)]
+    with pytest.raises(OSError, match="No space left"):
+        stage(store, parts)
+    assert visible(store.root) == [] and staged_files(store.root) == []
