@@ -112,6 +112,11 @@ class GroupCommitter:
         self._put(_Append(prepared, future, touch))
         return future
 
+    def adopt(self, appends: list[_Append]) -> None:
+        """Commit appends another committer queued (their futures resolve as usual)."""
+        for pending in appends:
+            self._put(pending)
+
     def run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
         """Submit ``work`` and wait for its durable result (or its exception)."""
         return self.submit(work).result(timeout)

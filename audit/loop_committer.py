@@ -17,6 +17,11 @@ COMMIT (one fsync, after the write gate); requests that arrive meanwhile
 wait in the server's queue and form the next batch, so a slower disk makes
 bigger batches rather than more commits.
 
+The loop waits for the write gate only ``gate_wait`` (2 ms, a few of the
+other committers' short transactions): behind a long one (a retention
+sweep, a vulnerability import) the batch goes to ``fallback``, a writer
+thread, and the loop carries on.
+
 Only appends come here (a read changes nothing else), and only from the
 loop's thread. A caller must await the future, never block on it: the
 flush cannot run while the loop is blocked.
@@ -25,14 +30,19 @@ flush cannot run while the loop is blocked.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 
 from sqlalchemy import Engine
 
-from audit._batch import BatchWriter, Gate, Touch, _Append
+from audit._batch import BatchWriter, Touch, _Append
 from audit.chain import AuditLog, PreparedDraft, prepare
 from audit.errors import AuditError
 from audit.events import Event, EventDraft
+
+GATE_WAIT_S = 0.002
 
 
 class LoopCommitter:
@@ -44,10 +54,16 @@ class LoopCommitter:
         engine: Engine,
         *,
         log: AuditLog | None = None,
-        gate: Gate | None = None,
+        gate_within: Callable[[float], AbstractContextManager[bool]] | None = None,
+        gate_wait: float = GATE_WAIT_S,
+        fallback: Callable[[list[_Append]], None] | None = None,
     ) -> None:
         self.loop = loop
-        self._writer = BatchWriter(engine, log or AuditLog(), gate)
+        self._writer = BatchWriter(engine, log or AuditLog())  # the gate is held around it
+        self._gate_within = gate_within
+        self._gate_wait = gate_wait
+        self._fallback = fallback
+        self.handed_over = 0  # batches the fallback committed
         self._queued: list[_Append] = []
         self._scheduled = False
         self._closed = False
@@ -80,5 +96,16 @@ class LoopCommitter:
     def _flush(self) -> None:
         self._scheduled = False
         batch, self._queued = self._queued, []
-        if batch:
+        if not batch:
+            return
+        if self._gate_within is None:
             self._writer.commit(list(batch))
+            return
+        wait = self._gate_wait if self._fallback is not None else threading.TIMEOUT_MAX
+        with self._gate_within(wait) as held:
+            if held:
+                self._writer.commit(list(batch))
+                return
+        assert self._fallback is not None
+        self.handed_over += 1
+        self._fallback(batch)

@@ -48,6 +48,7 @@ from bench._util import (
     print_limit,
     print_table,
     save_results,
+    settle_writeback,
     tune_httpx_reads,
     write_random_file,
 )
@@ -243,6 +244,7 @@ def verify_pull(
 
 def timed_pull(target: Target, payload: Payload, round_no: int, pull: Pull) -> float:
     """Seconds for one download through ``pull``, after checking the byte count."""
+    settle_writeback()
     with Timer() as timer:
         received = pull(target.pull_url(payload, round_no), target.headers())
     if received != payload.total(round_no):
@@ -262,6 +264,7 @@ def one_round(
     """Push through each target, then pull from each; alternate who goes first."""
     order = targets if round_no % 2 == 0 else targets[::-1]
     for target in order:
+        settle_writeback()
         with Timer() as timer:
             target.push(client, payload, round_no)
         figures[target.name].push_s.append(timer.seconds)

@@ -50,6 +50,7 @@ from bench._util import (
     save_results,
     server_engine,
     server_workers,
+    settle_writeback,
     tune_httpx_reads,
     write_random_file,
     wrk_rate,
@@ -161,17 +162,6 @@ class Figures:
     pull_s: list[float] = field(default_factory=list)
     small_s: list[float] = field(default_factory=list)
     manifest_rps: list[float] = field(default_factory=list)
-
-
-def settle_writeback() -> None:
-    """Write out what earlier steps left dirty before the next timed one.
-
-    The reference leaves each gigabyte it receives dirty in the page cache;
-    Arbiter fsyncs every blob and an audit event per request, and each of
-    those fsyncs waited behind the kernel writing that backlog out. Every
-    timed step starts clean instead, as ``wrk_rate`` already does.
-    """
-    os.sync()
 
 
 def big_rounds(

@@ -18,9 +18,25 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+FLOCK_POLL_S = 0.0001
+
+
+def _flock_until(fd: int, deadline: float) -> bool:
+    """``flock`` with a deadline; flock(2) has none, so poll (0.1 ms between tries)."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(FLOCK_POLL_S)
+        else:
+            return True
 
 
 class WriteGate:
@@ -44,6 +60,32 @@ class WriteGate:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def held_within(self, timeout: float) -> Iterator[bool]:
+        """Hold the gate if it comes free within ``timeout`` seconds; yields whether it did.
+
+        For an event loop that commits its own batches: it waits a bounded
+        moment for another committer's short transaction, never for a long
+        one (a retention sweep, a vulnerability import), and hands its batch
+        to a writer thread instead.
+        """
+        if self._pid != os.getpid():
+            self._open()
+        deadline = time.monotonic() + timeout
+        if not self._lock.acquire(timeout=timeout):
+            yield False
+            return
+        try:
+            assert self._fd is not None
+            held = _flock_until(self._fd, deadline)
+            try:
+                yield held
+            finally:
+                if held:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
 
     def _open(self) -> None:
         """A descriptor and a thread lock of this process's own.

@@ -305,10 +305,11 @@ class Governor:
     def close(self) -> None:
         """Finish queued writes and stop the committer (before the database is disposed)."""
         with self._committer_lock:
-            committer, self._committer = self._committer, None
             loop_committers, self._loop_committers = self._loop_committers, {}
         for loop_committer in loop_committers.values():
-            loop_committer.close()
+            loop_committer.close()  # may hand a batch to the writer thread: close that last
+        with self._committer_lock:
+            committer, self._committer = self._committer, None
         if committer is not None:
             committer.close()
 
@@ -344,7 +345,8 @@ class Governor:
                 loop,
                 self.db.write_engine,
                 log=self.audit,
-                gate=gate.held if gate is not None else None,
+                gate_within=gate.held_within if gate is not None else None,
+                fallback=lambda appends: self._group_committer().adopt(appends),
             )
             with self._committer_lock:
                 current = self._loop_committers

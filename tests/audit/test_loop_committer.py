@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from audit import AuditError, LoopCommitter, NoteSigner, verify_log
+from audit import AuditError, GroupCommitter, LoopCommitter, NoteSigner, verify_log
 from tests.audit.helpers import draft
 
 
@@ -75,3 +79,48 @@ def test_close_commits_what_is_queued_then_refuses(engine: Engine, signer: NoteS
 
     asyncio.run(main())
     assert _chain(engine, signer) == 3
+
+
+class _Gate:
+    """A one-process write gate: the shape of ``registry.db.write_gate.WriteGate``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def within(self, timeout: float) -> Iterator[bool]:
+        held = self.lock.acquire(timeout=timeout)
+        try:
+            yield held
+        finally:
+            if held:
+                self.lock.release()
+
+
+def test_behind_a_long_transaction_the_batch_goes_to_the_writer_thread(
+    engine: Engine, signer: NoteSigner
+) -> None:
+    """The loop waits for the gate only briefly; a writer thread waits the rest, off the loop."""
+    gate = _Gate()
+    with GroupCommitter(engine, gate=lambda: gate.lock) as thread_committer:
+
+        async def main() -> tuple[list[int], int, float]:
+            loop = asyncio.get_running_loop()
+            committer = LoopCommitter(
+                loop, engine, gate_within=gate.within, fallback=thread_committer.adopt
+            )
+            gate.lock.acquire()  # a long transaction elsewhere holds the gate
+            loop.call_later(0.2, gate.lock.release)
+            started = time.monotonic()
+            futures = [committer.append(draft(i)) for i in range(4)]
+            await asyncio.sleep(0.05)
+            loop_free_after = time.monotonic() - started  # the loop ran on meanwhile
+            events = [await asyncio.wrap_future(f) for f in futures]
+            committer.close()
+            return [e.seq for e in events], committer.handed_over, loop_free_after
+
+        seqs, handed_over, loop_free_after = asyncio.run(main())
+    assert seqs == [1, 2, 3, 4]
+    assert handed_over == 1
+    assert loop_free_after < 0.15
+    assert _chain(engine, signer) == 4

@@ -68,3 +68,25 @@ def test_sqlite_files_get_a_gate_and_postgres_none(tmp_path: Path) -> None:
     assert database.write_gate.path == tmp_path / "arbiter.db.write-gate"
     database.dispose()
     assert Database("sqlite://").write_gate is None
+
+
+def test_held_within_gives_up_on_a_busy_gate_and_takes_a_free_one(tmp_path: Path) -> None:
+    """Another process's flock: a bounded wait answers False; once free, True and held."""
+    path = tmp_path / "db.write-gate"
+    gate = WriteGate(path)
+    other = os.open(
+        path, os.O_RDWR | os.O_CREAT, 0o600
+    )  # a descriptor of its own, as another process has
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with gate.held_within(0.02) as held:
+            assert not held
+        assert 0.015 < time.monotonic() - started < 1.0
+        fcntl.flock(other, fcntl.LOCK_UN)
+        with gate.held_within(0.02) as held:
+            assert held
+            assert not _other_process_can_lock(path)
+        assert _other_process_can_lock(path)
+    finally:
+        os.close(other)
