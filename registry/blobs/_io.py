@@ -40,6 +40,7 @@ from registry.blobs.store import BlobTooLarge
 WRITEBACK_EVERY = 8 * 1024 * 1024
 INLINE_BYTES = 4 * 1024 * 1024
 WRITER_QUEUE_BYTES = 2 * 1024 * 1024
+WRITEV_CHUNKS = 512  # under IOV_MAX (1024 on Linux)
 FILE_MODE = 0o644
 _SYNC_FILE_RANGE_WRITE = 2
 
@@ -196,7 +197,14 @@ class _OrderedWriter:
 
     async def __aexit__(self, exc_type: object, *_rest: object) -> None:
         self._queue.put(None)
-        await asyncio.shield(self._done)  # the descriptor is the caller's again only then
+        cancelled = False
+        while not self._done.done():  # the descriptor is the caller's again only then
+            try:
+                await asyncio.shield(self._done)
+            except asyncio.CancelledError:
+                cancelled = True  # a write still in flight must not outlive the descriptor
+        if cancelled:
+            raise asyncio.CancelledError
         if self._error is not None and exc_type is None:
             raise self._error
 
@@ -211,27 +219,33 @@ class _OrderedWriter:
         self._queue.put(chunk)
 
     def _run(self) -> None:
+        stopping = False
         try:
-            stopping = False
             while not stopping:
-                batch = [self._queue.get()]
-                while not self._queue.empty():
-                    batch.append(self._queue.get())
-                if batch[-1] is None:
-                    stopping = True
-                chunks = [c for c in batch if c is not None]
-                if not chunks:
-                    continue
-                count = _write_vector(self._fd, chunks)
-                self._writeback.add(count)
-                self._loop.call_soon_threadsafe(self._written, count)
+                chunks, stopping = self._take()
+                if chunks:
+                    count = _write_vector(self._fd, chunks)
+                    self._writeback.add(count)
+                    self._loop.call_soon_threadsafe(self._written, count)
         except BaseException as error:  # ENOSPC, EIO: raised on the loop by the next put
             self._error = error
             self._loop.call_soon_threadsafe(self._room.set)
-            while self._queue.get() is not None:
-                pass
+            while not stopping:  # take the rest unwritten, up to the end marker
+                stopping = self._queue.get() is None
         finally:
-            self._loop.call_soon_threadsafe(self._done.set_result, None)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                self._loop.call_soon_threadsafe(self._done.set_result, None)
+
+    def _take(self) -> tuple[list[bytes], bool]:
+        """What is queued (at least one item, at most ``WRITEV_CHUNKS``); True at the end."""
+        chunks: list[bytes] = []
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return chunks, True
+            chunks.append(item)
+            if len(chunks) >= WRITEV_CHUNKS or self._queue.empty():
+                return chunks, False
 
     def _written(self, count: int) -> None:
         self._queued -= count

@@ -320,3 +320,50 @@ def test_a_failing_write_in_the_writer_thread_is_raised(
     with pytest.raises(OSError, match="No space left"):
         stage(store, parts)
     assert visible(store.root) == [] and staged_files(store.root) == []
+
+
+def test_many_small_chunks_past_the_writer_stay_in_order(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More queued chunks than one writev may take (IOV_MAX): written in order all the same."""
+    from registry.blobs import _io
+
+    writev = os.writev
+    calls: list[int] = []
+
+    def slow_first_writev(fd: int, buffers: list[memoryview]) -> int:
+        if not calls:
+            time.sleep(0.3)  # let thousands of chunks queue up behind this write
+        calls.append(len(buffers))
+        return writev(fd, buffers)
+
+    monkeypatch.setattr(_io.os, "writev", slow_first_writev)
+    head = os.urandom(INLINE_BYTES)
+    tail = [os.urandom(97) for _ in range(5000)]
+    data = head + b"".join(tail)
+    staged = stage(store, [head, *tail])
+    assert (staged.digest, staged.size) == (digest_of(data), len(data))
+    with store.open_staged(staged) as file:
+        assert file.read() == data
+    assert max(calls) > 100, "the chunks did not queue up; the test proves nothing"
+
+
+def test_cancelled_stage_past_the_writer_leaves_nothing(store: FilesystemBlobStore) -> None:
+    passed = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        for _ in range(INLINE_BYTES // MiB + 3):
+            yield os.urandom(MiB)
+        passed.set()
+        await asyncio.sleep(3600)
+        yield b"never"
+
+    async def run() -> None:
+        task = asyncio.create_task(store.stage(slow()))
+        await passed.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert visible(store.root) == [] and staged_files(store.root) == []
