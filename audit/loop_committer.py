@@ -108,4 +108,9 @@ class LoopCommitter:
                 return
         assert self._fallback is not None
         self.handed_over += 1
-        self._fallback(batch)
+        try:
+            self._fallback(batch)
+        except Exception as error:  # the writer thread is closed: fail, never hang
+            for pending in batch:
+                if pending.future.set_running_or_notify_cancel():
+                    pending.future.set_exception(error)

@@ -124,3 +124,30 @@ def test_behind_a_long_transaction_the_batch_goes_to_the_writer_thread(
     assert handed_over == 1
     assert loop_free_after < 0.15
     assert _chain(engine, signer) == 4
+
+
+def test_a_batch_the_closed_writer_thread_cannot_take_fails(engine: Engine) -> None:
+    """Handed over at shutdown, after the writer thread closed: errors, never a hang."""
+    gate = _Gate()
+    thread_committer = GroupCommitter(engine, gate=lambda: gate.lock)
+    thread_committer.close()
+
+    async def main() -> BaseException | None:
+        committer = LoopCommitter(
+            asyncio.get_running_loop(),
+            engine,
+            gate_within=gate.within,
+            gate_wait=0.001,
+            fallback=thread_committer.adopt,
+        )
+        gate.lock.acquire()
+        try:
+            future = committer.append(draft(1))
+            await asyncio.sleep(0.05)
+        finally:
+            gate.lock.release()
+        assert future.done()
+        return future.exception()
+
+    error = asyncio.run(main())
+    assert isinstance(error, AuditError) and "closed" in str(error)
