@@ -40,7 +40,10 @@ The committer keeps one connection of its own. Units must only use the
 connection they are given and should be short: they hold the write lock.
 Encode drafts with :func:`audit.prepare` in the calling thread to keep that
 work off the committer. From asyncio, await
-``asyncio.wrap_future(committer.submit(unit))``.
+``asyncio.wrap_future(committer.submit(unit))``; an event loop that only
+appends events and awaits them does better with its own
+:class:`~audit.loop_committer.LoopCommitter`, which takes the appends it
+cannot commit promptly back here (:meth:`GroupCommitter.adopt`).
 """
 
 from __future__ import annotations
