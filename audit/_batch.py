@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -83,7 +83,7 @@ class BatchWriter:
             self._conn = self._engine.connect()
         return self._conn
 
-    def commit(self, batch: list[_Pending]) -> None:
+    def commit(self, batch: Sequence[_Pending]) -> None:
         """Run ``batch`` in one transaction and resolve every future in it."""
         live = [p for p in batch if p.future.set_running_or_notify_cancel()]
         outcomes: list[tuple[bool, Any]] = []

@@ -30,8 +30,8 @@ flush cannot run while the loop is blocked.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 
@@ -58,9 +58,11 @@ class LoopCommitter:
         gate_wait: float = GATE_WAIT_S,
         fallback: Callable[[list[_Append]], None] | None = None,
     ) -> None:
+        if (gate_within is None) != (fallback is None):
+            raise AuditError("a gated loop committer needs a fallback, and only it does")
         self.loop = loop
         self._writer = BatchWriter(engine, log or AuditLog())  # the gate is held around it
-        self._gate_within = gate_within
+        self._gate_within = gate_within or _ungated
         self._gate_wait = gate_wait
         self._fallback = fallback
         self.handed_over = 0  # batches the fallback committed
@@ -98,15 +100,15 @@ class LoopCommitter:
         batch, self._queued = self._queued, []
         if not batch:
             return
-        if self._gate_within is None:
-            self._writer.commit(list(batch))
-            return
-        wait = self._gate_wait if self._fallback is not None else threading.TIMEOUT_MAX
-        with self._gate_within(wait) as held:
+        with self._gate_within(self._gate_wait) as held:
             if held:
-                self._writer.commit(list(batch))
+                self._writer.commit(batch)
                 return
-        assert self._fallback is not None
+        self._hand_over(batch)
+
+    def _hand_over(self, batch: list[_Append]) -> None:
+        """Behind a long transaction: let the writer thread wait for the gate instead."""
+        assert self._fallback is not None  # a gate that can be busy comes with one
         self.handed_over += 1
         try:
             self._fallback(batch)
@@ -114,3 +116,9 @@ class LoopCommitter:
             for pending in batch:
                 if pending.future.set_running_or_notify_cancel():
                     pending.future.set_exception(error)
+
+
+@contextlib.contextmanager
+def _ungated(_timeout: float) -> Iterator[bool]:
+    """No gate (PostgreSQL, an in-memory database): always held."""
+    yield True

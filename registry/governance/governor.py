@@ -346,7 +346,7 @@ class Governor:
                 self.db.write_engine,
                 log=self.audit,
                 gate_within=gate.held_within if gate is not None else None,
-                fallback=lambda appends: self._group_committer().adopt(appends),
+                fallback=self._adopt if gate is not None else None,
             )
             with self._committer_lock:
                 current = self._loop_committers
@@ -356,6 +356,10 @@ class Governor:
             for finished in done:  # a test client's loop, say: its batches are all flushed
                 finished.close()
         return found
+
+    def _adopt(self, appends: list[Any]) -> None:
+        """A loop committer's batch it could not commit promptly: the writer thread's now."""
+        self._group_committer().adopt(appends)
 
     def _group_committer(self) -> GroupCommitter:
         with self._committer_lock:
