@@ -40,13 +40,19 @@ TIMES = [
     "2025-12-31T23:00:00-05:00",
 ]
 DIGESTS = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+# Agreement is the subject here, not speed: a busy CI machine once held one
+# wasm evaluation past the 250 ms default, which denied it as "unavailable".
+# Each engine's own timeout has its own tests.
+AGREEMENT_TIMEOUT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
 def engines(shared_opa_server: OpaServer) -> Iterator[tuple[EmbeddedEngine, OpaServerEngine]]:
     bundle = load_bundle(default_policy_dir())
-    embedded = EmbeddedEngine.from_bundle(bundle, use_opa=False)
-    opa = OpaServerEngine(bundle, shared_opa_server.url, timeout_ms=2000, project_input=False)
+    embedded = EmbeddedEngine.from_bundle(bundle, use_opa=False, timeout_ms=AGREEMENT_TIMEOUT_MS)
+    opa = OpaServerEngine(
+        bundle, shared_opa_server.url, timeout_ms=AGREEMENT_TIMEOUT_MS, project_input=False
+    )
     yield embedded, opa
     embedded.close()
     opa.close()
@@ -54,7 +60,9 @@ def engines(shared_opa_server: OpaServer) -> Iterator[tuple[EmbeddedEngine, OpaS
 
 @pytest.fixture(scope="module")
 def wasm(opa_binary: str) -> Iterator[WasmEngine]:
-    engine = WasmEngine.from_bundle(load_bundle(default_policy_dir()), use_opa=False)
+    engine = WasmEngine.from_bundle(
+        load_bundle(default_policy_dir()), use_opa=False, timeout_ms=AGREEMENT_TIMEOUT_MS
+    )
     yield engine
     engine.close()
 

@@ -230,7 +230,7 @@ def test_the_last_good_revision_stays_when_a_reload_is_refused(
 
 def test_the_factory_knows_the_wasm_engine(opa_binary: str) -> None:
     assert "wasm" in ENGINE_KINDS
-    engine = engine_for_bundle(load_bundle(default_policy_dir()), "wasm", timeout_ms=100)
+    engine = engine_for_bundle(load_bundle(default_policy_dir()), "wasm", timeout_ms=5000)
     try:
         assert isinstance(engine, WasmEngine)
         assert engine.decide(make_input("pull")).allow
