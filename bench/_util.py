@@ -53,7 +53,9 @@ def server_engine() -> str:
     return os.environ.get("ARBITER_BENCH_ENGINE") or "wasm"
 
 
-def arbiter_server(workdir: Path, admin_token: str, workers: int) -> ServerProcess:
+def arbiter_server(
+    workdir: Path, admin_token: str, workers: int, env: dict[str, str] | None = None
+) -> ServerProcess:
     """``arbiter serve`` on a free loopback port with its data under ``workdir``."""
     binary = Path(sys.executable).with_name("arbiter")
     command = [str(binary)] if binary.exists() else [sys.executable, "-m", "registry.cli.main"]
@@ -69,6 +71,7 @@ def arbiter_server(workdir: Path, admin_token: str, workers: int) -> ServerProce
             "ARBITER_LOG_LEVEL": "warning",
             "ARBITER_WORKERS": str(workers),
             "ARBITER_POLICY_ENGINE": server_engine(),
+            **(env or {}),
         },
     )
 

@@ -8,7 +8,10 @@ first each round:
 
 * push of a 1 GiB blob: ``POST /v2/<name>/blobs/uploads/`` then ``PUT ?digest=``
   with the body streamed from disk (the monolithic upload every client has);
-* pull of that blob (``GET /v2/<name>/blobs/<digest>``);
+* pull of that blob (``GET /v2/<name>/blobs/<digest>``; Arbiter answers it
+  with a ``307`` to its download listener, which sends the file with
+  ``sendfile``, as distribution redirects to an object store; the client
+  follows redirects on both servers);
 * 16 concurrent pulls of 16 different 10 MiB blobs (aggregate MB/s);
 * manifest GETs per second by tag with 16 connections (``wrk``, 2 threads).
 
@@ -19,7 +22,9 @@ Knobs: ``ARBITER_BENCH_SIZE_MB`` (default 1024), ``ARBITER_BENCH_ROUNDS``
 (default 3, medians reported), ``ARBITER_BENCH_WRK_SECONDS`` (default 10),
 ``ARBITER_BENCH_ENGINE`` (the policy engine, default ``wasm``),
 ``ARBITER_BENCH_WORKERS`` (Arbiter's granian workers, default one per
-core, as ``arbiter serve --workers`` is deployed), ``ARBITER_BENCH_DIR`` (scratch space).
+core, as ``arbiter serve --workers`` is deployed), ``ARBITER_BENCH_DOWNLOADS``
+(``0`` sends blobs from the app server instead of the download listener),
+``ARBITER_BENCH_DIR`` (scratch space).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from bench._util import (
 
 SIZE = int(os.environ.get("ARBITER_BENCH_SIZE_MB", "1024")) * MiB
 ROUNDS = int(os.environ.get("ARBITER_BENCH_ROUNDS", "3"))
+DOWNLOADS = os.environ.get("ARBITER_BENCH_DOWNLOADS", "1") != "0"
 WRK_SECONDS = int(os.environ.get("ARBITER_BENCH_WRK_SECONDS", "10"))
 WORKERS = server_workers()
 SCRATCH = os.environ.get("ARBITER_BENCH_DIR") or None
@@ -107,7 +113,8 @@ def reference(workdir: Path) -> Target:
 
 
 def arbiter(workdir: Path, admin_token: str) -> Target:
-    return Target("arbiter", arbiter_server(workdir, admin_token, WORKERS))
+    env = {"ARBITER_DOWNLOAD_PORT": str(free_port())} if DOWNLOADS else {}
+    return Target("arbiter", arbiter_server(workdir, admin_token, WORKERS, env))
 
 
 def prepare_arbiter(client: httpx.Client, target: Target, admin_token: str) -> None:
@@ -209,7 +216,7 @@ def small_pulls(client: httpx.Client, targets: list[Target], figures: dict[str, 
             push_blob(client, target, blob, len(blob), digest)
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     with (
-        httpx.Client(timeout=TIMEOUT, limits=limits) as pool_client,
+        httpx.Client(timeout=TIMEOUT, limits=limits, follow_redirects=True) as pool_client,
         concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool,
     ):
         for round_no in range(3):
@@ -298,7 +305,8 @@ def report(figures: dict[str, Figures]) -> list[Row]:
     ]  # fmt: skip
     print_table(
         f"OCI /v2, {SIZE / MiB:.0f} MiB blob, {ROUNDS} round(s), arbiter workers={WORKERS}, "
-        f"policy engine={server_engine()}",
+        f"policy engine={server_engine()}, blobs sent by "
+        f"{'the download listener' if DOWNLOADS else 'the app server'}",
         rows,
         anchor="docker-registry",
     )
@@ -308,7 +316,13 @@ def report(figures: dict[str, Figures]) -> list[Row]:
 def save(figures: dict[str, Figures], rows: list[Row]) -> None:
     save_results(
         RESULTS,
-        {"size": SIZE, "rounds": ROUNDS, "workers": WORKERS, "engine": server_engine()},
+        {
+            "size": SIZE,
+            "rounds": ROUNDS,
+            "workers": WORKERS,
+            "engine": server_engine(),
+            "downloads": DOWNLOADS,
+        },
         dict(figures),
         rows,
     )
@@ -324,7 +338,7 @@ def main() -> None:
         write_random_file(path, SIZE)
         targets = [arbiter(workdir, admin_token), reference(workdir)]
         figures = {t.name: Figures() for t in targets}
-        with httpx.Client(timeout=TIMEOUT) as client:
+        with httpx.Client(timeout=TIMEOUT, follow_redirects=True) as client:
             for target in targets:
                 target.server.start()
             try:

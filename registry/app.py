@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from registry import api
 from registry.config import Settings
+from registry.downloads import DownloadListener
 from registry.formats import generic, npm, oci, pypi
 from registry.formats.npm.front import NpmFrontDoor
 from registry.formats.oci.front import OciFrontDoor
@@ -27,9 +28,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         services.start()
+        listener = None
         try:
+            if services.downloads is not None:
+                listener = DownloadListener(
+                    services.downloads, services.blobs, services.settings.host
+                )
+                listener.start()
             yield
         finally:
+            if listener is not None:
+                listener.close()
             services.close()
 
     app = FastAPI(

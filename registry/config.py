@@ -44,6 +44,25 @@ class Settings(BaseSettings):
     checkpoint_interval_s: int = Field(default=300, ge=0)
     log_level: str = "info"
     workers: int = Field(default=1, ge=1)
+    download_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve whole OCI blobs from this port with sendfile, behind a 307 to a "
+        "signed link (off when unset).",
+    )
+    download_url: str | None = Field(
+        default=None,
+        description="Public base URL of the download port, when clients reach it by another "
+        "name (a proxy); else http://<the host the client used>:<download_port>.",
+    )
+    download_link_ttl_s: int = Field(default=60, gt=0)
+    download_min_size: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        description="Smaller blobs are sent by the app server: the redirect's extra request "
+        "costs them more than sendfile saves.",
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

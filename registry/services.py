@@ -17,6 +17,7 @@ from registry.auth import Authenticator
 from registry.blobs import BlobStore, FilesystemBlobStore
 from registry.config import Settings
 from registry.db import Database, upgrade
+from registry.downloads import DownloadLinks
 from registry.governance import Governor
 from registry.governance.governor import Clock, utc_now
 from registry.governance.policy_changes import watch_and_record
@@ -36,6 +37,7 @@ class Services:
     governor: Governor
     authenticator: Authenticator
     signer: NoteSigner
+    downloads: DownloadLinks | None = None
     scheduler: BackgroundScheduler | None = None
     retention: Any = None  # registry.retention.scheduler.RetentionScheduler once started
     rescans: Any = None  # registry.supplychain.rescan.RescanScheduler once started
@@ -103,4 +105,5 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         governor=governor,
         authenticator=Authenticator(db),
         signer=load_or_create_signing_key(settings.audit_key_path or settings.data / "audit.key"),
+        downloads=DownloadLinks.from_settings(settings),
     )

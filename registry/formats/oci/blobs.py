@@ -1,8 +1,10 @@
 """Blobs: GET (with a single byte range) and HEAD are pulls, DELETE is a delete.
 
 A blob is served from an image only while the image links it (uploaded,
-mounted or referenced there). Whole blobs go out as file responses, which
-granian sends zero-copy (ASGI ``pathsend``); ranges are streamed.
+mounted or referenced there). Whole blobs go out as file responses (ASGI
+``pathsend`` under granian), or, with the download listener on and the blob
+at least ``download_min_size``, as a ``307`` to a signed link it answers with
+``sendfile`` (:mod:`registry.downloads`); ranges are streamed.
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ async def get(call: Call) -> Response:
     requested = call.request.headers.get("range")
     if requested is not None:
         return _ranged(call, link, requested)
+    downloads = call.services.downloads
+    if downloads is not None and downloads.serves(link.size):
+        hostname = call.request.url.hostname or "localhost"
+        location = downloads.link(link.storage_digest, link.digest, hostname)
+        return Response(status_code=307, headers={**_headers(link), "Location": location})
     path = call.services.blobs.path_of(link.storage_digest)
     return FileResponse(path, media_type=OCTET_STREAM, headers=_headers(link))
 

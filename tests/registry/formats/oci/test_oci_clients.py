@@ -30,19 +30,6 @@ def registry(live_server):  # type: ignore[no-untyped-def]
     return live_server
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """Client configuration in the test's own directory: no credentials leak in or out."""
-    return {
-        "DOCKER_CONFIG": str(tmp_path / "docker"),
-        "REGISTRY_AUTH_FILE": str(tmp_path / "containers-auth.json"),
-        "HELM_CONFIG_HOME": str(tmp_path / "helm" / "config"),
-        "HELM_CACHE_HOME": str(tmp_path / "helm" / "cache"),
-        "HELM_DATA_HOME": str(tmp_path / "helm" / "data"),
-        "HOME": str(tmp_path),
-    }
-
-
 def _layout(directory: Path, tag: str, layers: int) -> Path:
     """An OCI image layout with ``layers`` layers, built by umoci the way a build tool would."""
     umoci = tool("umoci")

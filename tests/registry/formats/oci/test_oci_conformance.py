@@ -9,7 +9,8 @@ cancel, tag parameters, required digest headers), and sha512 content is
 tested. The only data set left off is "sparse" manifests, which reference
 content that was never pushed: Arbiter refuses those on purpose
 (MANIFEST_BLOB_UNKNOWN). ``report.html``, ``junit.xml`` and ``results.yaml``
-are kept in ``test-artifacts/oci-conformance``.
+are kept in ``test-artifacts/oci-conformance`` (and, for the run with the
+download listener on, in its ``download-listener`` folder).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 
 import pytest
 
-from tests.registry.conftest import LIVE_ADMIN_TOKEN
+from tests.registry.conftest import LIVE_ADMIN_TOKEN, free_port
 from tests.registry.formats.oci.oci_tools import REPO_ROOT, create_oci_repo, run, tool
 
 pytestmark = pytest.mark.slow
@@ -67,11 +68,15 @@ def _section(output: str, title: str) -> dict[str, str]:
     return dict(re.findall(r"^  (.+?)\.*:\s+(\w+)$", block, re.M))
 
 
-def test_conformance_suite_passes_all_four_workflows(server_factory, tmp_path) -> None:
+@pytest.mark.parametrize("downloads", [False, True], ids=["blobs-inline", "download-listener"])
+def test_conformance_suite_passes_all_four_workflows(server_factory, tmp_path, downloads) -> None:
+    """Twice: blobs sent by the app server, and blob GETs redirected to the download listener."""
     suite = tool("oci-conformance.test")
-    server = server_factory()
+    listener = {"ARBITER_DOWNLOAD_PORT": str(free_port()), "ARBITER_DOWNLOAD_MIN_SIZE": "0"}
+    server = server_factory(env=listener if downloads else None)
     create_oci_repo(server.url, LIVE_ADMIN_TOKEN, "conformance")
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    report_dir = REPORT_DIR / "download-listener" if downloads else REPORT_DIR
+    report_dir.mkdir(parents=True, exist_ok=True)
     env = {
         "OCI_ROOT_URL": server.url,
         "OCI_NAMESPACE": "conformance/repo1",
@@ -82,8 +87,8 @@ def test_conformance_suite_passes_all_four_workflows(server_factory, tmp_path) -
         "OCI_TEST_PUSH": "1",
         "OCI_TEST_CONTENT_DISCOVERY": "1",
         "OCI_TEST_CONTENT_MANAGEMENT": "1",
-        "OCI_REPORT_DIR": str(REPORT_DIR),  # the legacy suite's name
-        "OCI_RESULTS_DIR": str(REPORT_DIR),  # this suite's name
+        "OCI_REPORT_DIR": str(report_dir),  # the legacy suite's name
+        "OCI_RESULTS_DIR": str(report_dir),  # this suite's name
         "OCI_API_BLOBS_UPLOAD_CANCEL": "true",
         "OCI_API_MANIFESTS_TAG_PARAM": "true",
         "OCI_API_BLOBS_DIGEST_HEADER": "true",
@@ -94,7 +99,7 @@ def test_conformance_suite_passes_all_four_workflows(server_factory, tmp_path) -
     summary = re.search(r"OCI Conformance Result: (\w+)", output)
     assert summary is not None, output[-4000:]
     counts = dict(re.findall(r"^  (Pass|FAIL|Error|Skip|Disabled)\.+:\s+(\d+)$", output, re.M))
-    print(f"conformance: {summary[1]} {counts}; report in {REPORT_DIR}")
+    print(f"conformance: {summary[1]} {counts}; report in {report_dir}")
     assert done.returncode == 0 and summary[1] == "Pass", output[-8000:]
     assert counts["FAIL"] == "0" and counts["Error"] == "0" and int(counts["Pass"]) > 900
 
@@ -104,4 +109,4 @@ def test_conformance_suite_passes_all_four_workflows(server_factory, tmp_path) -
         assert set(statuses.values()) == {"Pass"}, f"{workflow}: {statuses}"
     tested = {name: status for name, status in data.items() if name not in LEFT_OFF}
     assert len(tested) > 20 and set(tested.values()) == {"Pass"}, data
-    assert (REPORT_DIR / "report.html").is_file() and (REPORT_DIR / "junit.xml").is_file()
+    assert (report_dir / "report.html").is_file() and (report_dir / "junit.xml").is_file()

@@ -46,16 +46,6 @@ EXPECTED = {  # purl prefixes (qualifiers follow) the image's SBOM must hold
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """Client configuration in the test's own directory: no credentials leak in or out."""
-    return {
-        "DOCKER_CONFIG": str(tmp_path / "docker"),
-        "REGISTRY_AUTH_FILE": str(tmp_path / "containers-auth.json"),
-        "HOME": str(tmp_path),
-    }
-
-
-@pytest.fixture
 def server(server_factory: ServerFactory, tmp_path: Path) -> LiveServer:
     """A server whose push policy refuses failed scans and critical findings."""
     started = server_factory(
