@@ -119,8 +119,8 @@ class DownloadListener:
         # aborting its transport) lets loop.sendfile put the transport back first.
         for task in self._connections:
             task.cancel()
-        await asyncio.wait_for(asyncio.gather(*self._connections, return_exceptions=True), 5)
         with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._connections, return_exceptions=True), 5)
             await asyncio.wait_for(server.wait_closed(), 5)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
