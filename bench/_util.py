@@ -291,8 +291,8 @@ def iter_file(path: Path, suffix: bytes = b"", chunk: int = READ_CHUNK) -> Itera
 
 
 def curl_download(url: str, headers: Mapping[str, str]) -> int:
-    """Download ``url`` to /dev/null with curl (a C client); return the byte count."""
-    args = ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{size_download}"]
+    """Download ``url`` to /dev/null with curl (a C client, following redirects); the byte count."""
+    args = ["curl", "-sS", "--fail", "--location", "-o", "/dev/null", "-w", "%{size_download}"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     done = subprocess.run([*args, url], capture_output=True, check=True)
