@@ -48,6 +48,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_registry_app(tmp_path: Path, database_url: str, **settings: object) -> RegistryApp:
+    # As for live servers: a stalled CI machine must not turn a slow decision
+    # into a denial the test did not ask for (tests/policies test the timeout).
+    settings.setdefault("policy_timeout_ms", 5000)
     config = Settings(
         data=tmp_path / "data",
         database_url=database_url,

@@ -72,10 +72,16 @@ def arbiter_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "registry.cli.main"]
 
 
+TEST_POLICY_TIMEOUT_MS = 5000
+
+
 def _environment(bootstrap_token: str | None, extra: Mapping[str, str]) -> dict[str, str]:
     """The caller's environment without ARBITER_* (so no stray config leaks in), plus ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
     env["ARBITER_LOG_LEVEL"] = "info"
+    # A stalled CI machine must not turn a slow decision into a denial the test
+    # did not ask for; the timeout itself has its own tests (tests/policies).
+    env["ARBITER_POLICY_TIMEOUT_MS"] = str(TEST_POLICY_TIMEOUT_MS)
     if bootstrap_token is not None:
         env["ARBITER_BOOTSTRAP_TOKEN"] = bootstrap_token
     env.update(extra)
