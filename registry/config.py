@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     download_port: int | None = Field(
         default=None,
-        ge=0,
+        ge=1,  # every worker binds it and links name it: "any free port" cannot work
         le=65535,
         description="Serve whole OCI blobs from this port with sendfile, behind a 307 to a "
         "signed link (off when unset).",

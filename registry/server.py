@@ -50,6 +50,8 @@ def serve(settings: Settings) -> None:
     """Prepare the data directory, then serve until SIGINT or SIGTERM."""
     configure(settings.log_level)
     ensure_port_free(settings.host, settings.port)
+    if settings.download_port is not None:
+        ensure_port_free(settings.host, settings.download_port, option="--download-port")
     token = prepare(settings)
     if token is not None:
         show_admin_token(token)
@@ -96,7 +98,7 @@ def supervise() -> None:
     granian_server(settings).serve()
 
 
-def ensure_port_free(host: str, port: int) -> None:
+def ensure_port_free(host: str, port: int, option: str = "--port") -> None:
     """Refuse a port another process listens on.
 
     granian binds with ``SO_REUSEPORT``, so a second server on a port held by
@@ -110,7 +112,7 @@ def ensure_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as error:
             raise OSError(
-                error.errno, f"{host}:{port} is not available ({error.strerror}); use --port"
+                error.errno, f"{host}:{port} is not available ({error.strerror}); use {option}"
             ) from None
 
 

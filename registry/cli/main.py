@@ -48,9 +48,23 @@ def serve(
         Path | None, typer.Option(help="Data directory: database, blobs, keys (default ./var).")
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes.")] = None,
+    download_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Send whole OCI blobs from this port with sendfile (off by default).",
+        ),
+    ] = None,
 ) -> None:
     """Run the registry (settings also come from ARBITER_* variables and ARBITER_CONFIG)."""
-    options = {"host": host, "port": port, "data": data, "workers": workers}
+    options = {
+        "host": host,
+        "port": port,
+        "data": data,
+        "workers": workers,
+        "download_port": download_port,
+    }
     _serve({k: v for k, v in options.items() if v is not None})
 
 

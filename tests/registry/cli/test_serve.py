@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.registry.conftest import free_port
+
 pytestmark = pytest.mark.slow
 
 GENERATED_TOKEN = re.compile(r"arb_[A-Za-z0-9_-]{43}")
@@ -83,17 +85,20 @@ def _pathsend_count(url: str) -> float:
     return float(match.group(1))
 
 
-def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path) -> None:
+@pytest.mark.parametrize("option", ["--port", "--download-port"])
+def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path, option) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
+        ports = ["--port", str(port)]
+        if option == "--download-port":
+            ports = ["--port", str(free_port()), "--download-port", str(port)]
         result = subprocess.run(
             [
                 str(Path(sys.executable).with_name("arbiter")),
                 "serve",
-                "--port",
-                str(port),
+                *ports,
                 "--data",
                 str(tmp_path / "data"),
             ],
@@ -105,5 +110,6 @@ def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path) -> None:
         )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"127.0.0.1:{port} is not available" in result.stderr
+    assert f"use {option}" in result.stderr
     assert "hint:" in result.stderr
     assert "Traceback" not in result.stderr
