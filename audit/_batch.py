@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Executable
 
 from audit._sql import execute_many
-from audit.chain import AuditLog, PreparedDraft
+from audit.chain import AuditLog, PreparedDraft, prepare
+from audit.events import EventDraft
 
 Touch = tuple[Executable, Mapping[str, Any]]
 Gate = Callable[[], AbstractContextManager[object]]
@@ -38,6 +39,11 @@ class _Append:
     draft: PreparedDraft
     future: Future[Any]
     touch: Touch | None = None
+
+    @classmethod
+    def of(cls, draft: EventDraft | PreparedDraft, touch: Touch | None) -> _Append:
+        """A queued append with a fresh future (the draft encoded here, off the committer)."""
+        return cls(draft if isinstance(draft, PreparedDraft) else prepare(draft), Future(), touch)
 
 
 _Pending = _Unit | _Append

@@ -59,7 +59,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 
 from audit._batch import BatchWriter, Gate, Touch, _Append, _Pending, _Unit
-from audit.chain import AuditLog, PreparedDraft, prepare
+from audit.chain import AuditLog, PreparedDraft
 from audit.errors import AuditError
 from audit.events import Event, EventDraft
 
@@ -110,15 +110,21 @@ class GroupCommitter:
         self, draft: EventDraft | PreparedDraft, *, touch: Touch | None = None
     ) -> Future[Event]:
         """Queue one event (and its ``touch`` statement); resolves to the event once durable."""
-        prepared = draft if isinstance(draft, PreparedDraft) else prepare(draft)
-        future: Future[Event] = Future()
-        self._put(_Append(prepared, future, touch))
-        return future
+        pending = _Append.of(draft, touch)
+        self._put(pending)
+        return pending.future
 
     def adopt(self, appends: list[_Append]) -> None:
-        """Commit appends another committer queued (their futures resolve as usual)."""
-        for pending in appends:
-            self._put(pending)
+        """Commit appends another committer queued (their futures resolve as usual).
+
+        All or none: a close between two of them would otherwise leave the
+        first queued and the rest failed by the caller.
+        """
+        with self._lock:
+            if self._closed:
+                raise AuditError("the group committer is closed")
+            for pending in appends:
+                self._queue.put(pending)
 
     def run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
         """Submit ``work`` and wait for its durable result (or its exception)."""

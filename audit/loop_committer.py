@@ -38,7 +38,7 @@ from contextlib import AbstractContextManager
 from sqlalchemy import Engine
 
 from audit._batch import BatchWriter, Touch, _Append
-from audit.chain import AuditLog, PreparedDraft, prepare
+from audit.chain import AuditLog, PreparedDraft
 from audit.errors import AuditError
 from audit.events import Event, EventDraft
 
@@ -81,13 +81,12 @@ class LoopCommitter:
         """Queue one event (and its touch); resolves, on this loop, once durable."""
         if self._closed:
             raise AuditError("the loop committer is closed")
-        prepared = draft if isinstance(draft, PreparedDraft) else prepare(draft)
-        future: Future[Event] = Future()
-        self._queued.append(_Append(prepared, future, touch))
+        pending = _Append.of(draft, touch)
+        self._queued.append(pending)
         if not self._scheduled:
             self._scheduled = True
             self.loop.call_soon(self._flush)
-        return future
+        return pending.future
 
     def close(self) -> None:
         """Commit what is still queued, then drop the connection."""

@@ -206,14 +206,14 @@ def big_rounds(
                 raise RuntimeError(f"{target.name} served {received} bytes, expected {size}")
             figures[target.name].pull_s.append(timer.seconds)
         if CURL:
-            curl_pulls(targets, digest, size, figures)
+            curl_pulls(order, digest, size, figures)
         for target in order:
             print_round(round_no, target.name, size, figures[target.name])
 
 
-def curl_pulls(targets: list[Target], digest: str, size: int, figures: dict[str, Figures]) -> None:
-    """The same blob again, by curl (a C client), alternating who goes first."""
-    for target in targets if len(figures[targets[0].name].curl_pull_s) % 2 == 0 else targets[::-1]:
+def curl_pulls(order: list[Target], digest: str, size: int, figures: dict[str, Figures]) -> None:
+    """The same blob again, by curl (a C client), in the round's order."""
+    for target in order:
         settle_writeback()
         url = f"{target.url}/v2/{NAME}/blobs/{digest}"
         with Timer() as timer:
